@@ -1,0 +1,78 @@
+"""Encode and training-step throughput of S5VH-small, default (fast scan) vs reference-scan path.
+
+    python -m benchmarks.encode [--batch 256] [--train-batch 64]
+
+FCVID shapes: 25 frames × 4096-d features, 64 bits, mask ratio 0.75 for the training step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+
+import torch
+
+from benchmarks.common import machine_description, markdown_table, median_seconds, write_section
+from s5vh_hf import S5VHConfig, S5VHModel
+from s5vh_hf.masking import two_view_visible_masks
+from s5vh_hf.slg import two_view_slg_loss
+
+
+def _model(implementation: str) -> S5VHModel:
+    torch.manual_seed(0)
+    return S5VHModel(S5VHConfig.from_preset("fcvid-64", scan_implementation=implementation))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--train-batch", type=int, default=64)
+    parser.add_argument("--frames", type=int, default=25)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--reference-repeats", type=int, default=2)
+    args = parser.parse_args()
+
+    generator = torch.Generator().manual_seed(0)
+    videos = torch.randn(args.batch, args.frames, 4096, generator=generator)
+    train_videos = videos[: args.train_batch]
+    frame_mask = torch.ones(train_videos.shape[:2], dtype=torch.bool)
+    visible_1, visible_2 = two_view_visible_masks(frame_mask, 0.75, generator)
+    pseudo_labels = torch.randint(0, 450, (args.train_batch,), generator=generator)
+    results = {}
+    for implementation, repeats in (("fast", args.repeats), ("reference", args.reference_repeats)):
+        model = _model(implementation).eval()
+        encode_s = median_seconds(lambda m=model: m.hash_batch(videos), repeats)
+        model.train()
+
+        def train_step(m=model):
+            m.zero_grad(set_to_none=True)
+            loss = two_view_slg_loss(m, train_videos, frame_mask, visible_1, visible_2, pseudo_labels)
+            loss.total.backward()
+
+        train_s = median_seconds(train_step, repeats)
+        results[implementation] = (args.batch / encode_s, args.train_batch / train_s)
+        print(f"{implementation:>9}: encode {results[implementation][0]:7.1f} videos/s, "
+              f"train {results[implementation][1]:6.1f} videos/s")
+
+    fast, reference = results["fast"], results["reference"]
+    rows = [
+        ["encode (batch %d)" % args.batch, f"{fast[0]:.1f}", f"{reference[0]:.1f}", f"{fast[0] / reference[0]:.1f}×"],
+        [
+            "training step, both views (batch %d)" % args.train_batch,
+            f"{fast[1]:.1f}",
+            f"{reference[1]:.1f}",
+            f"{fast[1] / reference[1]:.1f}×",
+        ],
+    ]
+    body = (
+        "## Encode and training step (`python -m benchmarks.encode`)\n\n"
+        f"S5VH-small, FCVID shapes ({args.frames}×4096, 64 bits, mask 0.75), medians of {args.repeats} (fast) / "
+        f"{args.reference_repeats} (reference) runs. Machine: {machine_description()}. "
+        f"Run {datetime.date.today().isoformat()}.\n\n"
+        + markdown_table(["workload", "default path (videos/s)", "reference scan (videos/s)", "speed-up"], rows)
+    )
+    write_section("encode", body)
+
+
+if __name__ == "__main__":
+    main()

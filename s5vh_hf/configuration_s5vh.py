@@ -1,0 +1,199 @@
+"""Configuration of S5VH (self-supervised video hashing with selective state spaces).
+
+Holds only :class:`S5VHConfig` and preset loading; no torch modules live here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from importlib import resources
+from typing import Any
+
+from transformers import PretrainedConfig
+
+MODEL_SIZES: dict[str, int] = {"mini": 1, "small": 6, "base": 12}
+"""Encoder depth (number of bidirectional Mamba blocks) of each named model size."""
+
+SUPPORTED_TEMPORAL_MIXERS = ("mamba",)
+SIGN_TIE_RULES = ("positive", "negative", "zero")
+DECODER_TOKEN_ORDERS = ("temporal", "visible_first")
+
+
+class S5VHConfig(PretrainedConfig):
+    r"""Configuration of an :class:`~s5vh_hf.S5VHModel`.
+
+    The defaults are the published S5VH-small model for FCVID-shaped features at 64 bits; the loss
+    weights default to the UCF101 row of the paper. Use :meth:`from_preset` for a dataset × code length.
+
+    Args:
+        feature_dim: Dimension D of the input frame features (4096 VGG, 2048 ResNet-50).
+        hidden_size: Encoder width (256).
+        encoder_depth: Number of bidirectional Mamba blocks in the encoder (mini 1, small 6, base 12).
+        decoder_hidden_size: Decoder width (192).
+        decoder_depth: Number of bidirectional Mamba blocks in the decoder (1).
+        code_length: Number of bits L of a hash code.
+        mask_ratio: Fraction of frames hidden from the encoder in each training view.
+        drop_path_rate: Stochastic-depth rate of the last encoder block (linearly spaced from 0).
+        state_size: Mamba state dimension N (16).
+        conv_kernel: Width of Mamba's causal depthwise convolution (4).
+        expand: Mamba expansion factor, inner width E = expand * width (2).
+        time_step_rank: Rank R of Mamba's Δ projection; ``None`` means ceil(width / 16).
+        time_step_min, time_step_max, time_step_floor: Range of Mamba's initial Δ.
+        layer_norm_eps: Epsilon of every LayerNorm but the hash layer's (1e-6).
+        hash_layer_norm_eps: Epsilon of the hash layer's LayerNorm (1e-5).
+        initializer_range: Std of the truncated-normal initialisation of linear layers.
+        num_hash_centers: Number K of hash centers (= semantic clusters).
+        contrastive_weight: α, weight of the debiased contrastive term.
+        center_weight: β, weight of the center-alignment term.
+        debias_tau_plus: τ⁺, positive-class prior of the debiased contrastive loss.
+        contrastive_temperature: t, temperature of the contrastive loss.
+        center_temperature: τ_c, temperature of the center logits.
+        warmup_epochs: Epoch from which pseudo-labels are refreshed.
+        pseudo_label_smoothing: s, step of the pseudo-label refresh.
+        temporal_mixer: Sequence mixer of the encoder and decoder blocks (``"mamba"``).
+        share_direction_weights: Release compatibility — both scan directions use one mixer (``mamba1``).
+        trainable_center_head: Release compatibility — the center head is trained instead of frozen.
+        refresh_skips_hash_norm: Release compatibility — the pseudo-label refresh skips the hash LayerNorm and
+            uses unscaled center scores.
+        decoder_token_order: ``"temporal"`` (paper) or ``"visible_first"`` (release) ordering of decoder tokens.
+        sign_tie_rule: Bit given to a video whose mean frame code is exactly 0 at inference: ``"positive"``
+            (+1, default), ``"negative"`` (−1) or ``"zero"`` (0, the release's behaviour; ±1 output only).
+        scan_implementation: ``"auto"`` (CUDA kernels when installed, else the fast PyTorch scan), ``"fast"``
+            or ``"reference"`` (sequential oracle; slow).
+        training_defaults: Optimiser and schedule defaults of the preset (epochs, batch size, learning rate, …).
+        dataset_name: Name of the dataset preset this config was made from, if any.
+    """
+
+    model_type = "s5vh"
+
+    def __init__(
+        self,
+        feature_dim: int = 4096,
+        hidden_size: int = 256,
+        encoder_depth: int = 6,
+        decoder_hidden_size: int = 192,
+        decoder_depth: int = 1,
+        code_length: int = 64,
+        mask_ratio: float = 0.5,
+        drop_path_rate: float = 0.5,
+        state_size: int = 16,
+        conv_kernel: int = 4,
+        expand: int = 2,
+        time_step_rank: int | None = None,
+        time_step_min: float = 0.001,
+        time_step_max: float = 0.1,
+        time_step_floor: float = 1e-4,
+        layer_norm_eps: float = 1e-6,
+        hash_layer_norm_eps: float = 1e-5,
+        initializer_range: float = 0.02,
+        num_hash_centers: int = 101,
+        contrastive_weight: float = 1.0,
+        center_weight: float = 0.1,
+        debias_tau_plus: float = 0.1,
+        contrastive_temperature: float = 0.5,
+        center_temperature: float = 0.5,
+        warmup_epochs: int = 50,
+        pseudo_label_smoothing: float = 0.01,
+        temporal_mixer: str = "mamba",
+        share_direction_weights: bool = False,
+        trainable_center_head: bool = False,
+        refresh_skips_hash_norm: bool = False,
+        decoder_token_order: str = "temporal",
+        sign_tie_rule: str = "positive",
+        scan_implementation: str = "auto",
+        training_defaults: dict[str, Any] | None = None,
+        dataset_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.feature_dim = feature_dim
+        self.hidden_size = hidden_size
+        self.encoder_depth = encoder_depth
+        self.decoder_hidden_size = decoder_hidden_size
+        self.decoder_depth = decoder_depth
+        self.code_length = code_length
+        self.mask_ratio = mask_ratio
+        self.drop_path_rate = drop_path_rate
+        self.state_size = state_size
+        self.conv_kernel = conv_kernel
+        self.expand = expand
+        self.time_step_rank = time_step_rank
+        self.time_step_min = time_step_min
+        self.time_step_max = time_step_max
+        self.time_step_floor = time_step_floor
+        self.layer_norm_eps = layer_norm_eps
+        self.hash_layer_norm_eps = hash_layer_norm_eps
+        self.initializer_range = initializer_range
+        self.num_hash_centers = num_hash_centers
+        self.contrastive_weight = contrastive_weight
+        self.center_weight = center_weight
+        self.debias_tau_plus = debias_tau_plus
+        self.contrastive_temperature = contrastive_temperature
+        self.center_temperature = center_temperature
+        self.warmup_epochs = warmup_epochs
+        self.pseudo_label_smoothing = pseudo_label_smoothing
+        self.temporal_mixer = temporal_mixer
+        self.share_direction_weights = share_direction_weights
+        self.trainable_center_head = trainable_center_head
+        self.refresh_skips_hash_norm = refresh_skips_hash_norm
+        self.decoder_token_order = decoder_token_order
+        self.sign_tie_rule = sign_tie_rule
+        self.scan_implementation = scan_implementation
+        self.training_defaults = dict(training_defaults or {})
+        self.dataset_name = dataset_name
+        super().__init__(**kwargs)
+        self.validate()
+
+    def time_step_rank_for(self, width: int) -> int:
+        """Rank R of Mamba's Δ projection for a block of the given width (ceil(width/16) unless set)."""
+        return self.time_step_rank if self.time_step_rank is not None else math.ceil(width / 16)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field whose value is out of range."""
+        positive_ints = (
+            "feature_dim", "hidden_size", "encoder_depth", "decoder_hidden_size", "decoder_depth",
+            "code_length", "state_size", "conv_kernel", "expand", "num_hash_centers",
+        )  # fmt: skip
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"S5VHConfig.{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise ValueError(f"S5VHConfig.mask_ratio must be in [0, 1), got {self.mask_ratio!r}")
+        if not 0.0 <= self.drop_path_rate < 1.0:
+            raise ValueError(f"S5VHConfig.drop_path_rate must be in [0, 1), got {self.drop_path_rate!r}")
+        choices = {
+            "temporal_mixer": SUPPORTED_TEMPORAL_MIXERS,
+            "sign_tie_rule": SIGN_TIE_RULES,
+            "decoder_token_order": DECODER_TOKEN_ORDERS,
+            "scan_implementation": ("auto", "fast", "reference"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"S5VHConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+    @classmethod
+    def available_presets(cls) -> list[str]:
+        """Names accepted by :meth:`from_preset`, e.g. ``"fcvid-64"``."""
+        folder = resources.files("s5vh_hf.presets")
+        return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
+
+    @classmethod
+    def from_preset(cls, name: str, model_size: str = "small", **overrides: Any) -> S5VHConfig:
+        """Load a named preset ``<dataset>-<bits>`` (see ``configuration/``) at a model size.
+
+        Args:
+            name: Preset name, e.g. ``"fcvid-64"`` or ``"ucf101-16"``.
+            model_size: ``"mini"`` (1 block), ``"small"`` (6 blocks, published) or ``"base"`` (12 blocks).
+            **overrides: Config fields to change after loading the preset.
+        """
+        if model_size not in MODEL_SIZES:
+            raise ValueError(f"Unknown model size {model_size!r}; expected one of {sorted(MODEL_SIZES)}")
+        presets = cls.available_presets()
+        if name not in presets:
+            raise ValueError(f"Unknown S5VH preset {name!r}; available presets: {', '.join(presets)}")
+        text = resources.files("s5vh_hf.presets").joinpath(f"{name}.json").read_text()
+        values = json.loads(text)
+        values["encoder_depth"] = MODEL_SIZES[model_size]
+        values.update(overrides)
+        return cls(**values)

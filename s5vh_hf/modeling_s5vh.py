@@ -1,0 +1,697 @@
+"""S5VH modules, from small to large: Mamba mixer → bidirectional block → encoder / decoder → hash layer →
+:class:`S5VHModel` (with :meth:`S5VHModel.encode`).
+
+Together with ``configuration_s5vh.py`` and ``selective_scan.py`` this file is all the Hub's
+``trust_remote_code`` copy needs: the three import each other relatively and nothing else of the package.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_s5vh import S5VHConfig
+from .selective_scan import selective_scan
+
+try:  # optional CUDA kernels (the `cuda` extra)
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _cuda_selective_scan
+except ImportError:  # pragma: no cover - depends on the environment
+    _cuda_selective_scan = None
+try:
+    from causal_conv1d import causal_conv1d_fn as _cuda_causal_conv1d
+except ImportError:  # pragma: no cover - depends on the environment
+    _cuda_causal_conv1d = None
+
+CodeOutput = Literal["pm1", "packed", "bool"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pure functions
+# --------------------------------------------------------------------------------------------------------------
+
+
+def sinusoidal_position_table(num_positions: int, width: int) -> torch.Tensor:
+    """Fixed sinusoidal table ``[num_positions, width]``: angle(p, j) = p / 10000^(2⌊j/2⌋/width), sin at even
+    j, cos at odd j."""
+    positions = torch.arange(num_positions, dtype=torch.float64)[:, None]
+    exponents = 2 * (torch.arange(width) // 2).to(torch.float64) / width
+    angles = positions / torch.pow(10000.0, exponents)[None, :]
+    table = torch.where(torch.arange(width) % 2 == 0, torch.sin(angles), torch.cos(angles))
+    return table.float()
+
+
+class _StraightThroughSign(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):  # noqa: D102
+        ctx.save_for_backward(x)
+        return 2 * torch.round(torch.clamp((x + 1) / 2, 0, 1)) - 1
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        (x,) = ctx.saved_tensors
+        return grad * (x.abs() < 1).to(grad.dtype)
+
+
+def binarize(x: torch.Tensor) -> torch.Tensor:
+    """±1 codes ``2·round(clamp((x+1)/2, 0, 1)) − 1`` (round half to even) with a straight-through,
+    hard-tanh-gated gradient (1 where |x| < 1, else 0). Any shape."""
+    return _StraightThroughSign.apply(x)
+
+
+def sign_with_tie_rule(mean_codes: torch.Tensor, tie_rule: str) -> torch.Tensor:
+    """Sign of mean frame codes ``[..., L]``; an exact 0 becomes +1 (``"positive"``), −1 (``"negative"``) or
+    stays 0 (``"zero"``, the authors' release)."""
+    signs = torch.sign(mean_codes)
+    if tie_rule == "positive":
+        return torch.where(signs == 0, torch.ones_like(signs), signs)
+    if tie_rule == "negative":
+        return torch.where(signs == 0, -torch.ones_like(signs), signs)
+    if tie_rule == "zero":
+        return signs
+    raise ValueError(f"Unknown sign tie rule {tie_rule!r}")
+
+
+def per_video_reverse_index(lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Index ``[B, T]`` that reverses each video's first ``lengths[b]`` frames and leaves padding in place.
+
+    It is its own inverse, so gathering twice restores the order.
+    """
+    steps = torch.arange(num_frames, device=lengths.device)[None, :]
+    lengths = lengths[:, None]
+    return torch.where(steps < lengths, lengths - 1 - steps, steps)
+
+
+def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: zero whole samples of ``x`` ``[B, ...]`` with probability ``rate``, rescale the rest."""
+    if rate == 0.0 or not training:
+        return x
+    keep = 1.0 - rate
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+def pack_codes(codes: np.ndarray) -> np.ndarray:
+    """±1 (or 0/1) codes ``[N, L]`` → packed ``uint8`` ``[N, ceil(L/8)]``, most significant bit first
+    (bit = 1 where the code is +1)."""
+    return np.packbits(np.asarray(codes) > 0, axis=-1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Modules
+# --------------------------------------------------------------------------------------------------------------
+
+
+def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Causal depthwise convolution over time of a time-major ``x`` ``[T, B, E]`` with ``weight`` ``[E, 1, K]``:
+    ``out[t] = bias + Σ_k weight[:, 0, k] · x[t − (K−1) + k]`` (zeros before the first frame)."""
+    taps = weight[:, 0, :]
+    kernel = taps.shape[-1]
+    start = bias if bias is not None else x.new_zeros(x.shape[-1])
+    out = torch.addcmul(start, x, taps[:, kernel - 1])
+    for k in range(kernel - 1):
+        shift = kernel - 1 - k
+        if shift < x.shape[0]:
+            out[shift:] = out[shift:].addcmul(x[:-shift], taps[:, k])
+    return out
+
+
+class S5VHMambaMixer(nn.Module):
+    """Mamba-1 selective-state-space mixer, parameter-compatible with mamba-ssm's ``Mamba``.
+
+    Uses the mamba-ssm / causal-conv1d CUDA kernels when they are installed and the input is on a GPU;
+    otherwise a pure-PyTorch path (fast blocked scan, or the sequential reference when configured).
+    Works on time-major sequences ``[T, B, width]``. Causal: output t depends on inputs 0..t only, so right
+    padding never reaches real frames.
+    """
+
+    def __init__(self, config: S5VHConfig, width: int) -> None:
+        super().__init__()
+        self.config = config
+        inner = config.expand * width
+        self.inner_size = inner
+        self.state_size = config.state_size
+        self.time_step_rank = config.time_step_rank_for(width)
+        self.in_proj = nn.Linear(width, 2 * inner, bias=False)
+        self.conv1d = nn.Conv1d(inner, inner, config.conv_kernel, groups=inner, padding=config.conv_kernel - 1)
+        self.x_proj = nn.Linear(inner, self.time_step_rank + 2 * config.state_size, bias=False)
+        self.dt_proj = nn.Linear(self.time_step_rank, inner, bias=True)
+        self.A_log = nn.Parameter(torch.empty(inner, config.state_size))
+        self.D = nn.Parameter(torch.empty(inner))
+        self.out_proj = nn.Linear(inner, width, bias=False)
+
+    def _use_cuda_kernels(self, hidden: torch.Tensor) -> bool:
+        return (
+            hidden.is_cuda
+            and self.config.scan_implementation == "auto"
+            and _cuda_selective_scan is not None
+            and _cuda_causal_conv1d is not None
+        )
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Time-major ``hidden`` ``[T, B, width]`` → ``[T, B, width]``."""
+        inner = self.inner_size
+        # Two products instead of one plus a split keep x and the gate contiguous.
+        x = F.linear(hidden, self.in_proj.weight[:inner])
+        gate = F.linear(hidden, self.in_proj.weight[inner:])
+        A = -torch.exp(self.A_log.float())
+        if self._use_cuda_kernels(hidden):  # pragma: no cover - needs a GPU and the `cuda` extra
+            return self._forward_cuda(x, gate, A)
+        x = F.silu(causal_depthwise_conv(x, self.conv1d.weight, self.conv1d.bias))
+        dt, B, C = self.x_proj(x).split([self.time_step_rank, self.state_size, self.state_size], dim=-1)
+        delta = F.softplus(self.dt_proj(dt))
+        implementation = "reference" if self.config.scan_implementation == "reference" else "fast"
+        y = selective_scan(x, delta, A, B, C, self.D, implementation=implementation, time_major=True)
+        return self.out_proj(y * F.silu(gate))
+
+    def _forward_cuda(self, x: torch.Tensor, gate: torch.Tensor, A: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        channels_last = lambda t: t.permute(1, 2, 0).contiguous()  # noqa: E731 - [T, B, C] → [B, C, T]
+        x = _cuda_causal_conv1d(channels_last(x), self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu")
+        dt, B, C = self.x_proj(x.permute(2, 0, 1)).split([self.time_step_rank, self.state_size, self.state_size], -1)
+        y = _cuda_selective_scan(
+            x,
+            channels_last(dt @ self.dt_proj.weight.t()),
+            A,
+            channels_last(B),
+            channels_last(C),
+            self.D.float(),
+            z=channels_last(gate),
+            delta_bias=self.dt_proj.bias.float(),
+            delta_softplus=True,
+        )
+        return self.out_proj(y.permute(2, 0, 1))
+
+
+class S5VHBidirectionalBlock(nn.Module):
+    """``x ← x + DropPath(Mix_f(LN_1(x)) + flip(Mix_b(LN_2(flip(x)))))``, flip within each video's length."""
+
+    def __init__(self, config: S5VHConfig, width: int, drop_path_rate: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.norm2 = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.mamba1 = S5VHMambaMixer(config, width)
+        self.mamba2 = None if config.share_direction_weights else S5VHMambaMixer(config, width)
+        self.drop_path_rate = drop_path_rate
+
+    def forward(self, hidden: torch.Tensor, reverse_index: torch.Tensor | None) -> torch.Tensor:
+        """Time-major ``hidden`` ``[T, B, W]``; ``reverse_index`` ``[T, B]`` (:func:`per_video_reverse_index`,
+        transposed), or ``None`` when every video fills all T frames."""
+        backward_mixer = self.mamba1 if self.mamba2 is None else self.mamba2
+        forward_out = self.mamba1(self.norm1(hidden))
+        backward_out = _flip_time(backward_mixer(self.norm2(_flip_time(hidden, reverse_index))), reverse_index)
+        return hidden + _drop_path_time_major(forward_out + backward_out, self.drop_path_rate, self.training)
+
+
+def _flip_time(hidden: torch.Tensor, reverse_index: torch.Tensor | None) -> torch.Tensor:
+    if reverse_index is None:
+        return hidden.flip(0)
+    return hidden.gather(0, reverse_index[:, :, None].expand_as(hidden))
+
+
+def _drop_path_time_major(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    return drop_path(x.transpose(0, 1), rate, training).transpose(0, 1)
+
+
+def _run_blocks(blocks: nn.ModuleList, hidden: torch.Tensor, reverse_index: torch.Tensor | None) -> torch.Tensor:
+    """Batch-major ``[B, T, W]`` in and out; the blocks run time-major."""
+    hidden = hidden.transpose(0, 1).contiguous()
+    reverse_index = None if reverse_index is None else reverse_index.t().contiguous()
+    for block in blocks:
+        hidden = block(hidden, reverse_index)
+    return hidden.transpose(0, 1)
+
+
+class S5VHEncoder(nn.Module):
+    """Frame embedding + sinusoidal positions → bidirectional Mamba blocks → LayerNorm → Linear."""
+
+    def __init__(self, config: S5VHConfig) -> None:
+        super().__init__()
+        width = config.hidden_size
+        self.patch_embed = nn.Linear(config.feature_dim, width)
+        rates = torch.linspace(0, config.drop_path_rate, config.encoder_depth).tolist()
+        self.blocks = nn.ModuleList(S5VHBidirectionalBlock(config, width, rate) for rate in rates)
+        self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.head = nn.Linear(width, width)
+
+    def forward(
+        self, features: torch.Tensor, positions: torch.Tensor, reverse_index: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``features`` ``[B, V, D]`` of the visible frames, ``positions`` ``[B, V]`` their frame indices,
+        ``reverse_index`` ``[B, V]`` or ``None`` → ``[B, V, width]``."""
+        table = sinusoidal_position_table(int(positions.max()) + 1, self.patch_embed.out_features)
+        hidden = self.patch_embed(features) + table.to(features.device)[positions]
+        return self.head(self.norm(_run_blocks(self.blocks, hidden, reverse_index)))
+
+
+class S5VHDecoder(nn.Module):
+    """Bidirectional Mamba blocks (no stochastic depth) → LayerNorm → Linear to the feature dimension."""
+
+    def __init__(self, config: S5VHConfig) -> None:
+        super().__init__()
+        width = config.decoder_hidden_size
+        self.blocks = nn.ModuleList(S5VHBidirectionalBlock(config, width, 0.0) for _ in range(config.decoder_depth))
+        self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.head = nn.Linear(width, config.feature_dim)
+
+    def hidden_states(self, tokens: torch.Tensor, reverse_index: torch.Tensor | None) -> torch.Tensor:
+        """``tokens`` ``[B, T, width]`` → normalised hidden states ``[B, T, width]`` (apply ``head`` to predict)."""
+        return self.norm(_run_blocks(self.blocks, tokens, reverse_index))
+
+    def forward(self, tokens: torch.Tensor, reverse_index: torch.Tensor | None) -> torch.Tensor:
+        """``tokens`` ``[B, T, width]`` → predicted features ``[B, T, D]``."""
+        return self.head(self.hidden_states(tokens, reverse_index))
+
+
+class S5VHHashLayer(nn.Module):
+    """Per frame: Linear(width → L) → LayerNorm(L, eps 1e-5); :func:`binarize` gives the ±1 codes."""
+
+    def __init__(self, config: S5VHConfig) -> None:
+        super().__init__()
+        self.projection = nn.Linear(config.hidden_size, config.code_length)
+        self.norm = nn.LayerNorm(config.code_length, eps=config.hash_layer_norm_eps)
+
+    def forward(self, hidden: torch.Tensor, apply_norm: bool = True) -> torch.Tensor:
+        """``hidden`` ``[..., width]`` → continuous pre-binarisation codes ``[..., L]``."""
+        projected = self.projection(hidden)
+        return self.norm(projected) if apply_norm else projected
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Outputs and the pretrained model
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class S5VHModelOutput(ModelOutput):
+    """Output of :meth:`S5VHModel.forward`.
+
+    Attributes:
+        video_codes: ``[B, L]`` mean of the visible frames' ±1 codes (continuous; sign it for a hash code).
+        frame_codes: ``[B, T, L]`` ±1 code of every visible frame (straight-through gradient), 0 elsewhere.
+        frame_logits: ``[B, T, L]`` hash-layer outputs before binarisation, 0 at frames not encoded.
+        center_logits: ``[B, K]`` ``C·video_codes / (L·τ_c)``.
+        reconstruction: ``[M, D]`` decoder predictions of the M masked real frames, row-aligned with
+            ``features[reconstruction_mask]``; ``None`` when no frame was masked.
+        reconstruction_mask: ``[B, T]`` bool, the frames the decoder predicted (real and not visible).
+        encoded_mask: ``[B, T]`` bool, the frames the encoder saw (real and visible).
+    """
+
+    video_codes: torch.Tensor | None = None
+    frame_codes: torch.Tensor | None = None
+    frame_logits: torch.Tensor | None = None
+    center_logits: torch.Tensor | None = None
+    reconstruction: torch.Tensor | None = None
+    reconstruction_mask: torch.Tensor | None = None
+    encoded_mask: torch.Tensor | None = None
+
+
+class S5VHPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and loading glue shared by S5VH models."""
+
+    config_class = S5VHConfig
+    config: S5VHConfig
+    base_model_prefix = "s5vh"
+    main_input_name = "features"
+    supports_gradient_checkpointing = False
+    _no_split_modules = ["S5VHBidirectionalBlock"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, S5VHMambaMixer):
+            # S4D-real A, unit skip, and Δ initialised in [time_step_min, time_step_max] as in mamba-ssm.
+            states = torch.arange(1, module.state_size + 1, dtype=torch.float32).expand(module.inner_size, -1)
+            init.copy_(module.A_log, torch.log(states))
+            init.ones_(module.D)
+            dt_std = module.time_step_rank**-0.5
+            init.uniform_(module.dt_proj.weight, -dt_std, dt_std)
+            low, high = math.log(self.config.time_step_min), math.log(self.config.time_step_max)
+            dt = torch.exp(torch.rand(module.inner_size) * (high - low) + low).clamp(min=self.config.time_step_floor)
+            init.copy_(module.dt_proj.bias, dt + torch.log(-torch.expm1(-dt)))
+            # Projections keep mamba-ssm's nn.Linear / nn.Conv1d defaults (Kaiming-uniform).
+            for layer in (module.in_proj, module.x_proj, module.out_proj, module.conv1d):
+                init.kaiming_uniform_(layer.weight, a=math.sqrt(5))
+            init.zeros_(module.conv1d.bias)
+        elif isinstance(module, nn.Linear):  # mixer linears are re-initialised by their mixer, visited later
+            init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, S5VHModel):
+            init.trunc_normal_(module.mask_token, std=std)
+            # Random ±1 centers until real hash centers are set with `set_hash_centers`.
+            init.copy_(module.center_head.weight, torch.randint(0, 2, module.center_head.weight.shape) * 2.0 - 1)
+
+
+class S5VHModel(S5VHPreTrainedModel):
+    """S5VH: bidirectional-Mamba video encoder, hash layer, masked-frame decoder and hash-center head.
+
+    ``forward`` is the training interface (one masked view per call); :meth:`encode` turns videos into
+    binary codes for retrieval.
+    """
+
+    def __init__(self, config: S5VHConfig) -> None:
+        super().__init__(config)
+        self.encoder = S5VHEncoder(config)
+        self.hash_layer = S5VHHashLayer(config)
+        self.encoder_to_decoder = nn.Linear(config.code_length, config.decoder_hidden_size, bias=False)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
+        self.decoder = S5VHDecoder(config)
+        self.center_head = nn.Linear(config.code_length, config.num_hash_centers, bias=False)
+        self.post_init()
+        self.center_head.weight.requires_grad_(config.trainable_center_head)
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> S5VHModel:
+        """``PreTrainedModel.from_pretrained``, then the center head is frozen again unless configured trainable
+        (loading replaces parameters, which resets ``requires_grad``)."""
+        model = super().from_pretrained(*args, **kwargs)
+        if isinstance(model, S5VHModel):
+            model.center_head.weight.requires_grad_(model.config.trainable_center_head)
+        return model
+
+    # -- hash centers ------------------------------------------------------------------------------------------
+
+    @property
+    def hash_centers(self) -> torch.Tensor:
+        """The center head's weight, ``[K, L]`` (±1 once real centers are set)."""
+        return self.center_head.weight
+
+    @torch.no_grad()
+    def set_hash_centers(self, centers: torch.Tensor | np.ndarray) -> None:
+        """Load hash centers ``[K, L]`` with ±1 entries into the center head."""
+        centers = torch.as_tensor(np.asarray(centers), dtype=self.center_head.weight.dtype)
+        expected = tuple(self.center_head.weight.shape)
+        if tuple(centers.shape) != expected:
+            raise ValueError(f"hash centers must have shape {expected} (K, L), got {tuple(centers.shape)}")
+        if not torch.all(centers.abs() == 1):
+            raise ValueError("hash centers must contain only -1 and +1")
+        self.center_head.weight.copy_(centers)
+
+    def _center_scores(self, video_codes: torch.Tensor) -> torch.Tensor:
+        """``C·h̄`` ``[B, K]``; no gradient reaches frozen centers, whatever their ``requires_grad`` says."""
+        centers = self.center_head.weight
+        return F.linear(video_codes, centers if self.config.trainable_center_head else centers.detach())
+
+    # -- forward -----------------------------------------------------------------------------------------------
+
+    def _frame_logits(
+        self, features: torch.Tensor, encoded_mask: torch.Tensor, apply_hash_norm: bool = True
+    ) -> torch.Tensor:
+        """Encode the frames marked in ``encoded_mask`` ``[B, T]``; returns hash-layer outputs ``[B, T, L]``
+        scattered back to their frame positions (0 elsewhere)."""
+        batch, steps, _ = features.shape
+        lengths = encoded_mask.sum(1)
+        every_frame = bool(encoded_mask.all())
+        if every_frame:
+            compact, positions, reverse_index = features, None, None
+            positions = torch.arange(steps, device=features.device).expand(batch, steps)
+        else:
+            width = int(lengths.max())
+            # Stable sort puts encoded frames first, in temporal order.
+            order = torch.sort((~encoded_mask).to(torch.int8), dim=1, stable=True).indices[:, :width]
+            positions = order
+            compact = features.gather(1, order[:, :, None].expand(-1, -1, features.shape[-1]))
+            full = bool((lengths == width).all())
+            reverse_index = None if full else per_video_reverse_index(lengths, width)
+        hidden = self.encoder(compact, positions, reverse_index)
+        logits = self.hash_layer(hidden, apply_norm=apply_hash_norm)
+        if every_frame:
+            return logits
+        valid = torch.arange(logits.shape[1], device=logits.device)[None, :] < lengths[:, None]
+        scattered = logits.new_zeros(batch, steps, logits.shape[-1])
+        index = torch.where(valid, positions, torch.zeros_like(positions))
+        scattered.scatter_add_(1, index[:, :, None].expand_as(logits), logits * valid[:, :, None])
+        return scattered
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        frame_mask: torch.Tensor | None = None,
+        visible_mask: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> S5VHModelOutput | tuple:
+        """Encode the visible frames, hash them, reconstruct the masked ones.
+
+        Args:
+            features: ``[B, T, D]`` frame features (padded when videos differ in length).
+            frame_mask: ``[B, T]`` bool, True at real frames (default: all real). Real frames must come first.
+            visible_mask: ``[B, T]`` bool, True at frames the encoder may see (default: all). Masked real frames
+                are reconstructed by the decoder.
+        """
+        features, frame_mask = _validate_batch(features, frame_mask, self.config.feature_dim)
+        features = features.to(self.dtype)
+        encoded_mask = frame_mask if visible_mask is None else frame_mask & visible_mask.to(torch.bool)
+        if not bool(encoded_mask.any(dim=1).all()):
+            raise ValueError("every video needs at least one real, visible frame")
+        frame_logits = self._frame_logits(features, encoded_mask)
+        weights = encoded_mask.to(frame_logits.dtype)[:, :, None]
+        frame_codes = binarize(frame_logits) * weights
+        video_codes = frame_codes.sum(1) / weights.sum(1)
+        center_logits = self._center_scores(video_codes) / (self.config.code_length * self.config.center_temperature)
+        reconstruction_mask = frame_mask & ~encoded_mask
+        reconstruction = None
+        if bool(reconstruction_mask.any()):
+            reconstruction = self._reconstruct(frame_codes, frame_mask, encoded_mask)
+        output = S5VHModelOutput(
+            video_codes=video_codes,
+            frame_codes=frame_codes,
+            frame_logits=frame_logits * weights,
+            center_logits=center_logits,
+            reconstruction=reconstruction,
+            reconstruction_mask=reconstruction_mask,
+            encoded_mask=encoded_mask,
+        )
+        use_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if use_dict else output.to_tuple()
+
+    def _reconstruct(
+        self, frame_codes: torch.Tensor, frame_mask: torch.Tensor, encoded_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Decoder pass: projected codes at visible frames, mask tokens at masked ones; returns predictions
+        ``[M, D]`` of the M masked real frames, in the row-major order of ``frame_mask & ~encoded_mask``."""
+        batch, steps, _ = frame_codes.shape
+        width = self.config.decoder_hidden_size
+        table = sinusoidal_position_table(steps, width).to(frame_codes.device, frame_codes.dtype)
+        tokens = torch.where(
+            encoded_mask[:, :, None], self.encoder_to_decoder(frame_codes), self.mask_token.expand(batch, steps, -1)
+        )
+        tokens = tokens + table[None]
+        lengths = frame_mask.sum(1)
+        order = None
+        if self.config.decoder_token_order == "visible_first":
+            # Release order: visible frames, then masked ones, then padding (each group in temporal order).
+            group = torch.where(encoded_mask, 0, torch.where(frame_mask, 1, 2)).to(torch.int8)
+            order = torch.sort(group, dim=1, stable=True).indices
+            tokens = tokens.gather(1, order[:, :, None].expand_as(tokens))
+        reverse_index = None if bool((lengths == steps).all()) else per_video_reverse_index(lengths, steps)
+        hidden = self.decoder.hidden_states(tokens, reverse_index)
+        if order is not None:  # back to temporal order
+            hidden = hidden.gather(1, order.argsort(dim=1)[:, :, None].expand_as(hidden))
+        return self.decoder.head(hidden[frame_mask & ~encoded_mask])
+
+    def pseudo_label_logits(self, features: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Center scores ``[B, K]`` of the full, unmasked videos, used to refresh pseudo-labels.
+
+        Paper: ``C·h̄ / (L·τ_c)`` with the hash LayerNorm. With ``config.refresh_skips_hash_norm`` (release):
+        the hash LayerNorm is skipped and the scores are not scaled.
+        """
+        features, frame_mask = _validate_batch(features, frame_mask, self.config.feature_dim)
+        skip_norm = self.config.refresh_skips_hash_norm
+        frame_logits = self._frame_logits(features.to(self.dtype), frame_mask, apply_hash_norm=not skip_norm)
+        weights = frame_mask.to(frame_logits.dtype)[:, :, None]
+        video_codes = (binarize(frame_logits) * weights).sum(1) / weights.sum(1)
+        scores = self._center_scores(video_codes)
+        return scores if skip_norm else scores / (self.config.code_length * self.config.center_temperature)
+
+    # -- inference ---------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def hash_batch(self, features: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """±1 video codes ``[B, L]`` (float; 0 possible only with ``sign_tie_rule="zero"``) of a padded batch,
+        all frames visible: sign of the mean per-frame code."""
+        features, frame_mask = _validate_batch(features, frame_mask, self.config.feature_dim)
+        frame_logits = self._frame_logits(features.to(self.dtype), frame_mask)
+        weights = frame_mask.to(frame_logits.dtype)[:, :, None]
+        mean_codes = (binarize(frame_logits) * weights).sum(1) / weights.sum(1)
+        return sign_with_tie_rule(mean_codes, self.config.sign_tie_rule)
+
+    @torch.no_grad()
+    def encode(
+        self,
+        videos: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor],
+        batch_size: int = 256,
+        output: CodeOutput = "pm1",
+        show_progress_bar: bool | None = None,
+        device: str | torch.device | None = None,
+    ) -> np.ndarray:
+        """Hash videos into binary codes.
+
+        Args:
+            videos: ``[N, T, D]`` array or tensor, or a list of ``[T_i, D]`` arrays/tensors of any lengths
+                (float16, bfloat16, float32 or float64).
+            batch_size: Videos per forward pass (similar lengths are batched together).
+            output: ``"pm1"`` → ``int8`` ±1 ``[N, L]``; ``"packed"`` → ``uint8`` ``[N, ceil(L/8)]`` (bit 1 = +1,
+                most significant bit first, as ``np.packbits``); ``"bool"`` → ``bool`` ``[N, L]`` (True = +1).
+            show_progress_bar: Show a tqdm bar; default: when there is more than one batch.
+            device: Device to run on (default: the model's).
+
+        A video whose mean frame code is exactly 0 in a bit gets the bit of ``config.sign_tie_rule`` (+1 by
+        default).
+        """
+        if output not in ("pm1", "packed", "bool"):
+            raise ValueError(f"output must be 'pm1', 'packed' or 'bool', got {output!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if self.config.sign_tie_rule == "zero" and output != "pm1":
+            raise ValueError("sign_tie_rule='zero' yields 0 bits, which only output='pm1' can hold")
+        video_list = _as_video_list(videos, self.config.feature_dim)
+        code_length = self.config.code_length
+        codes = np.empty((len(video_list), code_length), dtype=np.int8)
+        if video_list:
+            if device is not None:
+                self.to(device)
+            was_training = self.training
+            self.eval()
+            order = np.argsort([-len(v) for v in video_list], kind="stable")
+            starts = range(0, len(order), batch_size)
+            progress = show_progress_bar if show_progress_bar is not None else len(starts) > 1
+            try:
+                for start in _progress(starts, progress, "Encoding"):
+                    indices = order[start : start + batch_size]
+                    features, frame_mask = _pad_videos([video_list[i] for i in indices], self.device)
+                    codes[indices] = self.hash_batch(features, frame_mask).to(torch.int8).cpu().numpy()
+            finally:
+                self.train(was_training)
+        if output == "packed":
+            return pack_codes(codes)
+        if output == "bool":
+            return codes > 0
+        return codes
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Input handling
+# --------------------------------------------------------------------------------------------------------------
+
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _validate_batch(
+    features: torch.Tensor, frame_mask: torch.Tensor | None, feature_dim: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(features, torch.Tensor):
+        raise TypeError(f"features must be a torch.Tensor [B, T, D], got {type(features).__name__}")
+    if features.ndim != 3:
+        raise ValueError(f"features must have shape [B, T, D], got {tuple(features.shape)}")
+    if features.shape[-1] != feature_dim:
+        raise ValueError(f"feature dimension mismatch: expected D={feature_dim}, got {features.shape[-1]}")
+    if features.shape[0] == 0 or features.shape[1] == 0:
+        raise ValueError(f"features must hold at least one video with one frame, got {tuple(features.shape)}")
+    if features.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"features must be a floating-point tensor, got {features.dtype}")
+    if frame_mask is None:
+        frame_mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
+    else:
+        frame_mask = frame_mask.to(device=features.device, dtype=torch.bool)
+        if frame_mask.shape != features.shape[:2]:
+            raise ValueError(f"frame_mask must have shape {tuple(features.shape[:2])}, got {tuple(frame_mask.shape)}")
+        lengths = frame_mask.sum(1)
+        if bool((lengths == 0).any()):
+            raise ValueError(f"videos {torch.nonzero(lengths == 0).flatten().tolist()} have no real frames")
+        steps = torch.arange(frame_mask.shape[1], device=frame_mask.device)[None, :]
+        if not bool(torch.equal(frame_mask, steps < lengths[:, None])):
+            raise ValueError("frame_mask must mark real frames first and padding last in every video")
+    bad = _non_finite_videos(features, frame_mask)
+    if bad:
+        raise ValueError(f"features of videos {bad} contain NaN or Inf")
+    return features, frame_mask
+
+
+def _non_finite_videos(features: torch.Tensor, frame_mask: torch.Tensor) -> list[int]:
+    """Indices of videos with a NaN/Inf in a real frame. One min/max pass (NaN propagates through both)."""
+    low, high = torch.aminmax(features.flatten(1), dim=1)
+    suspects = torch.nonzero(~(torch.isfinite(low) & torch.isfinite(high))).flatten().tolist()
+    return [i for i in suspects if not bool(torch.isfinite(features[i][frame_mask[i]]).all())]
+
+
+def _as_video_list(
+    videos: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor], feature_dim: int
+) -> list[torch.Tensor]:
+    """Normalise user input to a list of float ``[T_i, D]`` CPU tensors, with clear errors."""
+    if isinstance(videos, np.ndarray) and videos.dtype == object:
+        videos = list(videos)
+    if isinstance(videos, (np.ndarray, torch.Tensor)):
+        if videos.ndim == 2:
+            raise ValueError(
+                f"got a 2-D array {tuple(videos.shape)}; pass one video as [1, T, D] or a list of [T, D] arrays"
+            )
+        if videos.ndim != 3:
+            raise ValueError(f"videos must have shape [N, T, D], got {tuple(videos.shape)}")
+        videos = list(videos)
+    elif not isinstance(videos, Sequence) or isinstance(videos, (str, bytes)):
+        raise TypeError(f"videos must be an array [N, T, D] or a list of [T, D] arrays, got {type(videos).__name__}")
+    result = []
+    for index, video in enumerate(videos):
+        tensor = _to_float_tensor(video, index)
+        if tensor.ndim != 2:
+            raise ValueError(f"video {index} must have shape [T, D], got {tuple(tensor.shape)}")
+        if tensor.shape[0] == 0:
+            raise ValueError(f"video {index} has no frames (T = 0)")
+        if tensor.shape[1] != feature_dim:
+            raise ValueError(
+                f"feature dimension mismatch in video {index}: expected D={feature_dim}, got {tensor.shape[1]}"
+            )
+        if not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"video {index} contains NaN or Inf features")
+        result.append(tensor)
+    return result
+
+
+def _to_float_tensor(video: Any, index: int) -> torch.Tensor:
+    if isinstance(video, torch.Tensor):
+        tensor = video.detach().cpu()
+    else:
+        try:
+            array = np.asarray(video)
+        except ValueError as error:
+            raise ValueError(f"video {index} is a ragged array; pass frames as a [T, D] numeric array") from error
+        if array.dtype == object:
+            raise ValueError(f"video {index} is a ragged array; pass frames as a [T, D] numeric array")
+        if array.dtype.kind != "f":
+            raise TypeError(f"video {index} must hold floating-point features, got dtype {array.dtype}")
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if tensor.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"video {index} must hold floating-point features, got dtype {tensor.dtype}")
+    return tensor
+
+
+def _pad_videos(videos: list[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad ``[T_i, D]`` videos into ``[B, T_max, D]`` float32 plus a ``[B, T_max]`` frame mask."""
+    lengths = torch.tensor([len(v) for v in videos])
+    steps = int(lengths.max())
+    features = torch.zeros(len(videos), steps, videos[0].shape[1], dtype=torch.float32)
+    for row, video in enumerate(videos):
+        features[row, : len(video)] = video.float()
+    frame_mask = torch.arange(steps)[None, :] < lengths[:, None]
+    return features.to(device), frame_mask.to(device)
+
+
+def _progress(iterable, enabled: bool, description: str):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=description)

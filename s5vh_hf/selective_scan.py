@@ -1,0 +1,223 @@
+"""Mamba-1 selective scan: a sequential reference (the oracle) and a fast, cache-blocked PyTorch path.
+
+Both compute, for every sequence b and inner channel e, the diagonal linear recurrence
+
+    h_t = exp(Δ_t · A) ⊙ h_{t-1} + Δ_t · u_t · B_t          h ∈ R^N, h_{-1} = 0
+    y_t = ⟨C_t, h_t⟩ + D · u_t
+
+with the layout of the model's linear layers: ``u``, ``delta`` ``[batch, T, E]``, ``A`` ``[E, N]``,
+``B``, ``C`` ``[batch, T, N]``, ``D`` ``[E]``; ``delta`` is already positive (softplus applied).
+
+The fast path keeps the state in ``[chunk, N, E]`` blocks that fit in cache, computes ``exp`` as ``exp2``
+(about three times cheaper on AVX-512 CPUs), and has a hand-written backward pass that recomputes the
+states instead of storing them, so training memory stays at the size of the inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+
+ScanImplementation = Literal["fast", "reference"]
+
+_LOG2_E = math.log2(math.e)
+_STATE_ELEMENTS_PER_CHUNK = 1 << 20
+"""Sequences per block are chosen so that one ``[chunk, N, E]`` state holds about this many floats."""
+
+
+def selective_scan_reference(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Sequential selective scan, the oracle every fast path is checked against.
+
+    The plain formulation of mamba-ssm's ``selective_scan_ref``: channels-first ``[b, E, T]`` tensors,
+    ``exp(Δ·A)`` and ``Δ·u·B`` materialised as ``[b, E, T, N]``, then one step per frame. It is also the
+    "reference-scan path" the benchmarks compare against.
+
+    Shapes: ``u``, ``delta`` ``[b, T, E]``; ``A`` ``[E, N]``; ``B``, ``C`` ``[b, T, N]``; ``D`` ``[E]``.
+    Returns ``y`` ``[b, T, E]``. Differentiable through autograd.
+    """
+    u, delta, B, C = (t.transpose(1, 2) for t in (u, delta, B, C))  # [b, E, T] and [b, N, T]
+    decay = torch.exp(torch.einsum("bdl,dn->bdln", delta, A))
+    drive = torch.einsum("bdl,bnl,bdl->bdln", delta, B, u)
+    state = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
+    outputs = []
+    for t in range(u.shape[2]):
+        state = decay[:, :, t] * state + drive[:, :, t]
+        outputs.append(torch.einsum("bdn,bn->bd", state, C[:, :, t]))
+    y = torch.stack(outputs, dim=2)
+    if D is not None:
+        y = y + u * D[:, None]
+    return y.transpose(1, 2)
+
+
+def _chunk_size(batch: int, inner: int, state: int) -> int:
+    return max(1, min(batch, _STATE_ELEMENTS_PER_CHUNK // (inner * state)))
+
+
+def _time_major(*tensors: torch.Tensor) -> list[torch.Tensor]:
+    """``[b, T, X]`` → contiguous ``[T, b, X]`` so that one time step is one contiguous slab."""
+    return [t.transpose(0, 1).contiguous() for t in tensors]
+
+
+def _scan_states_forward(
+    delta_t: torch.Tensor,
+    drive_scale_t: torch.Tensor,
+    A2_t: torch.Tensor,
+    B_t: torch.Tensor,
+    C_t: torch.Tensor,
+    y_t: torch.Tensor | None,
+    states: torch.Tensor | None = None,
+    decays: torch.Tensor | None = None,
+) -> None:
+    """Run the recurrence on one block of sequences (time-major inputs).
+
+    ``delta_t``, ``drive_scale_t`` (= Δ·u) ``[T, c, E]``; ``A2_t`` = A·log2(e) transposed ``[N, E]``;
+    ``B_t``, ``C_t`` ``[T, c, N]``. Writes ``y_t`` ``[T, c, E]`` (without the D term) when given, and every
+    state / decay into ``states`` / ``decays`` ``[T, c, N, E]`` when given (for the backward pass).
+    """
+    steps, chunk, inner = delta_t.shape
+    state = delta_t.new_zeros(chunk, A2_t.shape[0], inner)
+    decay = delta_t.new_empty(chunk, A2_t.shape[0], inner)
+    for t in range(steps):
+        if decays is not None:
+            decay = decays[t]
+        torch.mul(delta_t[t, :, None, :], A2_t, out=decay)
+        decay.exp2_()
+        state.mul_(decay)
+        state.addcmul_(B_t[t, :, :, None], drive_scale_t[t, :, None, :])
+        if states is not None:
+            states[t].copy_(state)
+        if y_t is not None:
+            torch.bmm(C_t[t, :, None, :], state, out=y_t[t].unsqueeze(1))
+
+
+class _FastSelectiveScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D):  # noqa: D102 - see selective_scan_fast
+        ctx.save_for_backward(u, delta, A, B, C, D)
+        with torch.no_grad():
+            return _fast_forward(u, delta, A, B, C, D)
+
+    @staticmethod
+    def backward(ctx, grad_y):  # noqa: D102
+        u, delta, A, B, C, D = ctx.saved_tensors
+        return _fast_backward(grad_y, u, delta, A, B, C, D)
+
+
+def _fast_forward(u, delta, A, B, C, D) -> torch.Tensor:
+    """Time-major forward: ``u``, ``delta`` ``[T, b, E]``, ``B``, ``C`` ``[T, b, N]`` → ``y`` ``[T, b, E]``."""
+    steps, batch, inner = u.shape
+    A2_t = (A * _LOG2_E).t().contiguous()
+    drive = delta * u
+    y = u.new_empty(steps, batch, inner)
+    chunk = _chunk_size(batch, inner, A.shape[1])
+    for start in range(0, batch, chunk):
+        block = slice(start, start + chunk)
+        _scan_states_forward(delta[:, block], drive[:, block], A2_t, B[:, block], C[:, block], y[:, block])
+    return y.addcmul_(u, D) if D is not None else y
+
+
+def _fast_backward(grad_y, u, delta, A, B, C, D):
+    """Time-major backward of :func:`_fast_forward`; recomputes the states block by block.
+
+    Only the adjoint recurrence runs step by step; every reduction (∂C, ∂B, ∂(Δu), ∂Δ, ∂A) is one batched
+    operation over the block's stored states afterwards.
+    """
+    steps, batch, inner = u.shape
+    n_state = A.shape[1]
+    A2_t = (A * _LOG2_E).t().contiguous()
+    A_t = A.t().contiguous()
+    grad_y = grad_y.contiguous()
+    drive = delta * u
+    grad_drive = torch.empty_like(drive)  # ∂L/∂(Δ·u)            [T, b, E]
+    grad_delta = torch.empty_like(drive)
+    grad_B = torch.empty_like(B)
+    grad_C = torch.empty_like(C)
+    grad_A_t = torch.zeros_like(A2_t)  # [N, E]
+    # A backward block stores three state histories, so it is sized on T · N · E.
+    chunk = max(1, min(batch, (4 * _STATE_ELEMENTS_PER_CHUNK) // (steps * n_state * inner)))
+    for start in range(0, batch, chunk):
+        block = slice(start, start + chunk)
+        width = min(chunk, batch - start)
+        states = u.new_empty(steps, width, n_state, inner)
+        decays = u.new_empty(steps, width, n_state, inner)
+        _scan_states_forward(delta[:, block], drive[:, block], A2_t, B[:, block], C[:, block], None, states, decays)
+        gy, B_blk, C_blk = grad_y[:, block], B[:, block], C[:, block]
+        # Adjoint recurrence: g_t = C_t ⊗ ∂y_t + a_{t+1} ⊙ g_{t+1}; grad_states[t] = g_t.
+        grad_states = u.new_empty(steps, width, n_state, inner)
+        grad_state = u.new_zeros(width, n_state, inner)
+        for t in range(steps - 1, -1, -1):
+            grad_state.addcmul_(C_blk[t, :, :, None], gy[t, :, None, :])
+            grad_states[t].copy_(grad_state)
+            grad_state.mul_(decays[t])
+        flat = lambda x: x.reshape(steps * width, *x.shape[2:])  # noqa: E731
+        # ∂C_t = h_t · ∂y_t ; ∂(Δu)_t = B_t · g_t ; ∂B_t = g_t · (Δu)_t   (batched over T · width)
+        torch.bmm(flat(states), flat(gy)[:, :, None], out=flat(grad_C[:, block])[:, :, None])
+        torch.bmm(flat(B_blk)[:, None, :], flat(grad_states), out=flat(grad_drive[:, block])[:, None, :])
+        torch.bmm(flat(grad_states), flat(drive[:, block])[:, :, None], out=flat(grad_B[:, block])[:, :, None])
+        # ∂L/∂(Δ_t·A) = g_t ⊙ a_t ⊙ h_{t-1} (zero at t = 0, where h_{-1} = 0), kept in grad_states.
+        grad_states.mul_(decays)
+        grad_states[1:].mul_(states[:-1])
+        grad_states[0].zero_()
+        torch.sum(grad_states * A_t, dim=2, out=grad_delta[:, block])
+        grad_A_t += flat(grad_states.mul_(delta[:, block, None, :])).sum(0)
+    grad_delta.addcmul_(grad_drive, u)
+    grad_u = grad_drive.mul_(delta)
+    grad_D = None
+    if D is not None:
+        grad_u.addcmul_(grad_y, D)
+        grad_D = (grad_y * u).sum(dim=(0, 1))
+    return grad_u, grad_delta, grad_A_t.t(), grad_B, grad_C, grad_D
+
+
+def selective_scan_fast(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    time_major: bool = False,
+) -> torch.Tensor:
+    """Cache-blocked selective scan with an analytic backward pass; same contract as the reference.
+
+    With ``time_major=True`` every sequence tensor is ``[T, b, ·]`` instead of ``[b, T, ·]`` (the model's
+    internal layout, which saves two transposes per call). Computes in float32 and returns ``u``'s dtype.
+    """
+    dtype = u.dtype
+    tensors = [t.float() if t is not None else None for t in (u, delta, A, B, C, D)]
+    if not time_major:
+        tensors[0], tensors[1], tensors[3], tensors[4] = _time_major(*(tensors[i] for i in (0, 1, 3, 4)))
+    else:
+        tensors = [t.contiguous() if t is not None else None for t in tensors]
+    y = _FastSelectiveScan.apply(*tensors)
+    return (y if time_major else y.transpose(0, 1)).to(dtype)
+
+
+def selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    implementation: ScanImplementation = "fast",
+    time_major: bool = False,
+) -> torch.Tensor:
+    """Dispatch to the fast scan (default) or the sequential reference; see the module docstring for shapes."""
+    if implementation == "fast":
+        return selective_scan_fast(u, delta, A, B, C, D, time_major=time_major)
+    if implementation != "reference":
+        raise ValueError(f"Unknown selective-scan implementation {implementation!r}; use 'fast' or 'reference'")
+    if not time_major:
+        return selective_scan_reference(u, delta, A, B, C, D)
+    swap = lambda t: t.transpose(0, 1)  # noqa: E731
+    return swap(selective_scan_reference(swap(u), swap(delta), A, swap(B), swap(C), D))

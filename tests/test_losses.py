@@ -1,0 +1,100 @@
+import math
+
+import pytest
+import torch
+
+from s5vh_hf.losses import center_alignment_loss, debiased_contrastive_loss, reconstruction_loss, slg_loss
+from s5vh_hf.masking import two_view_visible_masks, visible_frame_count
+
+
+def _hand_debiased_contrastive(z1, z2, t, tau_plus):
+    """Loop-by-loop transcription of the spec's formula."""
+    z = [[x / math.sqrt(sum(y * y for y in v)) for x in v] for v in z1.tolist() + z2.tolist()]
+    n = len(z)
+    b = n // 2
+    total = 0.0
+    for i in range(n):
+        partner = (i + b) % n
+        sim = lambda j: math.exp(sum(x * y for x, y in zip(z[i], z[j])) / t)  # noqa: E731
+        pos = sim(partner)
+        neg = sum(sim(j) for j in range(n) if j not in (i, partner))
+        N = n - 2
+        ng = max((-tau_plus * N * pos + neg) / (1 - tau_plus), N * math.exp(-1 / t))
+        total += -math.log(pos / (pos + ng))
+    return total / n
+
+
+@pytest.mark.parametrize("tau_plus", [0.05, 0.1])
+def test_debiased_contrastive_matches_hand_computation(tau_plus):
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(3, 8).double(), torch.randn(3, 8).double()
+    got = debiased_contrastive_loss(z1, z2, 0.5, tau_plus)
+    assert got.item() == pytest.approx(_hand_debiased_contrastive(z1, z2, 0.5, tau_plus), rel=1e-10)
+
+
+def test_debiased_contrastive_clamps_at_the_lower_bound():
+    codes = torch.ones(2, 4, dtype=torch.float64)  # all similarities equal → the numerator goes negative
+    got = debiased_contrastive_loss(codes, codes, 0.5, 0.1)
+    expected = _hand_debiased_contrastive(codes, codes, 0.5, 0.1)
+    assert got.item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_contrastive_needs_two_videos():
+    with pytest.raises(ValueError, match="at least 2 videos"):
+        debiased_contrastive_loss(torch.ones(1, 4), torch.ones(1, 4), 0.5, 0.1)
+
+
+def test_reconstruction_loss_is_plain_mse():
+    predictions = torch.tensor([[1.0, 2.0], [3.0, 5.0]])
+    targets = torch.tensor([[0.0, 2.0], [3.0, 1.0]])
+    assert reconstruction_loss(predictions, targets).item() == pytest.approx((1 + 0 + 0 + 16) / 4)
+    with pytest.raises(ValueError, match="at least one masked frame"):
+        reconstruction_loss(torch.zeros(0, 2), torch.zeros(0, 2))
+    with pytest.raises(ValueError, match="differ"):
+        reconstruction_loss(torch.zeros(2, 2), torch.zeros(3, 2))
+
+
+def test_center_alignment_hard_and_soft_targets():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
+    log_p = torch.log_softmax(logits, -1)
+    hard = center_alignment_loss(logits, torch.tensor([0, 2]))
+    assert hard.item() == pytest.approx(-(log_p[0, 0] + log_p[1, 2]).item() / 2)
+    soft_targets = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    soft = center_alignment_loss(logits, soft_targets)
+    assert soft.item() == pytest.approx(-(0.5 * log_p[0, 0] + 0.5 * log_p[0, 1] + log_p[1, 2]).item() / 2)
+
+
+def test_slg_combines_the_terms():
+    torch.manual_seed(1)
+    rec = (torch.randn(4, 3), torch.randn(5, 3))
+    targets = (torch.randn(4, 3), torch.randn(5, 3))
+    codes = (torch.randn(3, 8), torch.randn(3, 8))
+    logits = (torch.randn(3, 5), torch.randn(3, 5))
+    labels = torch.tensor([0, 4, 2])
+    loss = slg_loss(rec, targets, codes, logits, labels, 2.5, 0.01, 0.5, 0.1)
+    expected_rec = reconstruction_loss(rec[0], targets[0]) + reconstruction_loss(rec[1], targets[1])
+    expected_con = debiased_contrastive_loss(codes[0], codes[1], 0.5, 0.1)
+    expected_ca = (center_alignment_loss(logits[0], labels) + center_alignment_loss(logits[1], labels)) / 2
+    torch.testing.assert_close(loss.total, expected_rec + 2.5 * expected_con + 0.01 * expected_ca)
+    torch.testing.assert_close(loss.center, expected_ca)
+
+
+@pytest.mark.parametrize("ratio, frames, visible", [(0.5, 25, 13), (0.75, 25, 7), (0.5, 30, 15), (0.75, 1, 1)])
+def test_visible_frame_count(ratio, frames, visible):
+    assert visible_frame_count(frames, ratio) == visible
+
+
+def test_two_views_split_one_permutation_of_the_real_frames():
+    frame_mask = torch.arange(10)[None] < torch.tensor([[10], [7], [4]])
+    g = torch.Generator().manual_seed(0)
+    first, last = two_view_visible_masks(frame_mask, 0.5, g)
+    for row, length in enumerate([10, 7, 4]):
+        v = visible_frame_count(length, 0.5)
+        assert first[row].sum() == last[row].sum() == v
+        # first and last V of one permutation: they overlap only where 2V > T (odd T at ratio 0.5)
+        assert (first[row] & last[row]).sum() == max(0, 2 * v - length)
+        assert not (first[row] | last[row])[length:].any()
+    again = two_view_visible_masks(frame_mask, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(again[0], first) and torch.equal(again[1], last)
+    other = two_view_visible_masks(frame_mask, 0.5, torch.Generator().manual_seed(1))
+    assert not torch.equal(other[0], first)

@@ -1,0 +1,361 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, MambaConfig
+from transformers.models.mamba.modeling_mamba import MambaMixer
+
+from s5vh_hf import S5VHConfig, S5VHModel, binarize, pack_codes
+from s5vh_hf.modeling_s5vh import (
+    causal_depthwise_conv,
+    per_video_reverse_index,
+    sign_with_tie_rule,
+    sinusoidal_position_table,
+)
+
+from .conftest import make_tiny_config
+
+
+def test_sinusoidal_table_follows_the_spec_formula():
+    table = sinusoidal_position_table(5, 6)
+    for p in range(5):
+        for j in range(6):
+            angle = p / 10000 ** (2 * (j // 2) / 6)
+            expected = math.sin(angle) if j % 2 == 0 else math.cos(angle)
+            assert table[p, j].item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_binarize_values_and_straight_through_gradient():
+    x = torch.tensor([-2.0, -1.0, -0.3, 0.0, 0.2, 0.999, 1.0, 3.0], requires_grad=True)
+    codes = binarize(x)
+    # (x+1)/2 = 0.5 at x = 0 rounds half to even → 0 → −1
+    assert codes.tolist() == [-1, -1, -1, -1, 1, 1, 1, 1]
+    codes.sum().backward()
+    assert x.grad.tolist() == [0, 0, 1, 1, 1, 1, 0, 0]
+
+
+def test_sign_tie_rules():
+    mean = torch.tensor([[0.5, 0.0, -0.2]])
+    assert sign_with_tie_rule(mean, "positive").tolist() == [[1, 1, -1]]
+    assert sign_with_tie_rule(mean, "negative").tolist() == [[1, -1, -1]]
+    assert sign_with_tie_rule(mean, "zero").tolist() == [[1, 0, -1]]
+
+
+def test_reverse_index_flips_only_real_frames():
+    index = per_video_reverse_index(torch.tensor([3, 5]), 5)
+    assert index.tolist() == [[2, 1, 0, 3, 4], [4, 3, 2, 1, 0]]
+
+
+def test_causal_conv_matches_torch_conv1d():
+    conv = torch.nn.Conv1d(6, 6, 4, groups=6, padding=3)
+    x = torch.randn(2, 9, 6)
+    expected = conv(x.transpose(1, 2))[..., :9].transpose(1, 2)
+    got = causal_depthwise_conv(x.transpose(0, 1), conv.weight, conv.bias).transpose(0, 1)
+    torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("implementation", ["fast", "reference"])
+def test_mixer_equals_transformers_mamba_mixer(implementation):
+    """Our mixer loads into transformers' MambaMixer (same names, shapes) and computes the same function."""
+    torch.manual_seed(0)
+    config = make_tiny_config(scan_implementation=implementation)
+    model = S5VHModel(config)
+    ours = model.encoder.blocks[0].mamba1
+    width = config.hidden_size
+    theirs = MambaMixer(
+        MambaConfig(
+            hidden_size=width,
+            state_size=16,
+            conv_kernel=4,
+            expand=2,
+            use_bias=False,
+            use_conv_bias=True,
+            time_step_rank=math.ceil(width / 16),
+        ),
+        0,
+    )
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(3, 11, width)
+    expected = theirs(x)
+    got = ours(x.transpose(0, 1)).transpose(0, 1)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_forward_shapes_and_masks(tiny_model, tiny_config):
+    torch.manual_seed(1)
+    features = torch.randn(4, 10, tiny_config.feature_dim)
+    visible = torch.zeros(4, 10, dtype=torch.bool)
+    visible[:, ::2] = True
+    out = tiny_model(features, visible_mask=visible)
+    L, K, D = tiny_config.code_length, tiny_config.num_hash_centers, tiny_config.feature_dim
+    assert out.video_codes.shape == (4, L)
+    assert out.frame_codes.shape == (4, 10, L)
+    assert out.center_logits.shape == (4, K)
+    assert out.reconstruction.shape == (int((~visible).sum()), D)
+    assert torch.equal(out.reconstruction_mask, ~visible)
+    assert set(out.frame_codes[visible].unique().tolist()) <= {-1.0, 1.0}
+    assert torch.all(out.frame_codes[~visible] == 0)
+    torch.testing.assert_close(out.video_codes, out.frame_codes[:, ::2].mean(1))
+    expected_logits = out.video_codes @ tiny_model.hash_centers.t() / (L * tiny_config.center_temperature)
+    torch.testing.assert_close(out.center_logits, expected_logits)
+    unmasked = tiny_model(features)
+    assert unmasked.reconstruction is None
+    assert isinstance(tiny_model(features, return_dict=False), tuple)
+
+
+def test_masked_frames_do_not_reach_the_codes(tiny_model, tiny_config):
+    features = torch.randn(2, 8, tiny_config.feature_dim)
+    visible = torch.tensor([[True, False] * 4] * 2)
+    changed = features.clone()
+    changed[:, 1::2] = torch.randn_like(changed[:, 1::2])
+    a, b = tiny_model(features, visible_mask=visible), tiny_model(changed, visible_mask=visible)
+    torch.testing.assert_close(a.frame_logits, b.frame_logits)
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_bidirectional_an_early_frame_sees_a_later_one(share):
+    torch.manual_seed(2)
+    config = make_tiny_config(share_direction_weights=share)
+    model = S5VHModel(config).eval()
+    features = torch.randn(1, 9, config.feature_dim)
+    changed = features.clone()
+    changed[0, -1] += 5.0  # any dependence shows: identical inputs give bit-identical outputs
+    before = model(features).frame_logits
+    after = model(changed).frame_logits
+    assert (before[0, 0] - after[0, 0]).abs().max() > 1e-7
+    assert (model.encoder.blocks[0].mamba2 is None) == share
+
+
+def test_padding_and_batch_composition_do_not_change_a_video(tiny_model, tiny_config):
+    torch.manual_seed(3)
+    D = tiny_config.feature_dim
+    short, long_ = torch.randn(5, D), torch.randn(9, D)
+    alone = tiny_model(short[None]).frame_logits[0]
+    padded = torch.zeros(2, 9, D)
+    padded[0, :5], padded[1] = short, long_
+    padded[0, 5:] = 7.0  # garbage in the padding must not matter
+    mask = torch.arange(9)[None] < torch.tensor([[5], [9]])
+    together = tiny_model(padded, frame_mask=mask)
+    torch.testing.assert_close(together.frame_logits[0, :5], alone, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(together.frame_logits[1], tiny_model(long_[None]).frame_logits[0], rtol=1e-5, atol=1e-5)
+    codes = tiny_model.encode([short.numpy(), long_.numpy()])
+    assert np.array_equal(codes[0], tiny_model.encode([short.numpy()])[0])
+    assert np.array_equal(codes[1], tiny_model.encode([long_.numpy(), short.numpy(), short.numpy()])[0])
+
+
+def test_variable_visible_counts_with_padding(tiny_model, tiny_config):
+    torch.manual_seed(4)
+    D = tiny_config.feature_dim
+    features = torch.randn(2, 8, D)
+    frame_mask = torch.arange(8)[None] < torch.tensor([[6], [8]])
+    visible = torch.tensor([[1, 0, 1, 1, 0, 0, 0, 0], [0, 1, 1, 0, 1, 0, 1, 1]], dtype=torch.bool)
+    out = tiny_model(features, frame_mask=frame_mask, visible_mask=visible)
+    assert torch.equal(out.reconstruction_mask, frame_mask & ~visible)
+    single = tiny_model(features[:1, :6], visible_mask=visible[:1, :6])
+    torch.testing.assert_close(out.video_codes[0], single.video_codes[0])
+    first_video_rows = int(out.reconstruction_mask[0].sum())
+    torch.testing.assert_close(out.reconstruction[:first_video_rows], single.reconstruction, rtol=1e-5, atol=1e-5)
+
+
+def test_decoder_token_order_release_option_changes_only_the_decoder():
+    torch.manual_seed(5)
+    config = make_tiny_config()
+    temporal = S5VHModel(config).eval()
+    release = S5VHModel(make_tiny_config(decoder_token_order="visible_first")).eval()
+    release.load_state_dict(temporal.state_dict())
+    features = torch.randn(2, 8, config.feature_dim)
+    visible = torch.tensor([[True, False, False, True, True, False, True, False]] * 2)
+    a, b = temporal(features, visible_mask=visible), release(features, visible_mask=visible)
+    torch.testing.assert_close(a.video_codes, b.video_codes)
+    assert a.reconstruction.shape == b.reconstruction.shape == (8, config.feature_dim)
+    assert not torch.allclose(a.reconstruction, b.reconstruction)
+
+
+def test_release_decoder_order_feeds_visible_tokens_first():
+    """Independent check of the release order: decode the reordered sequence with the plain decoder."""
+    torch.manual_seed(9)
+    model = S5VHModel(make_tiny_config(decoder_token_order="visible_first")).eval()
+    features = torch.randn(1, 6, 24)
+    visible = torch.tensor([[False, True, False, True, True, False]])
+    out = model(features, visible_mask=visible)
+    table = sinusoidal_position_table(6, 16)
+    tokens = torch.where(
+        visible[:, :, None], model.encoder_to_decoder(out.frame_codes), model.mask_token.expand(1, 6, -1)
+    ) + table
+    order = [1, 3, 4, 0, 2, 5]
+    predicted = model.decoder(tokens[:, order], None)[0]
+    torch.testing.assert_close(out.reconstruction, predicted[[3, 4, 5]], rtol=1e-5, atol=1e-5)
+
+
+def test_gradients_reach_the_encoder_through_the_binarizer(tiny_config):
+    model = S5VHModel(tiny_config).train()
+    features = torch.randn(3, 6, tiny_config.feature_dim)
+    visible = torch.tensor([[True, True, False, True, False, False]] * 3)
+    out = model(features, visible_mask=visible)
+    loss = out.reconstruction.pow(2).sum() + out.center_logits.logsumexp(-1).sum()
+    assert out.reconstruction.shape == (9, tiny_config.feature_dim)
+    loss.backward()
+    assert model.encoder.patch_embed.weight.grad.abs().sum() > 0
+    assert model.encoder.blocks[0].mamba1.A_log.grad.abs().sum() > 0
+    assert model.center_head.weight.grad is None  # frozen by default
+
+
+def test_center_head_is_trainable_only_when_configured():
+    assert not S5VHModel(make_tiny_config()).center_head.weight.requires_grad
+    assert S5VHModel(make_tiny_config(trainable_center_head=True)).center_head.weight.requires_grad
+
+
+def test_set_hash_centers_validates(tiny_model, tiny_config):
+    centers = np.where(np.random.default_rng(0).random((6, 16)) > 0.5, 1, -1)
+    tiny_model.set_hash_centers(centers)
+    assert np.array_equal(tiny_model.hash_centers.detach().numpy(), centers)
+    with pytest.raises(ValueError, match="shape"):
+        tiny_model.set_hash_centers(centers[:3])
+    with pytest.raises(ValueError, match="-1 and \\+1"):
+        tiny_model.set_hash_centers(centers * 0.5)
+
+
+def test_pseudo_label_logits_paper_and_release(tiny_config):
+    torch.manual_seed(6)
+    paper = S5VHModel(tiny_config).eval()
+    features = torch.randn(3, 7, tiny_config.feature_dim)
+    logits = paper.pseudo_label_logits(features)
+    torch.testing.assert_close(logits, paper(features).center_logits)
+    release = S5VHModel(make_tiny_config(refresh_skips_hash_norm=True)).eval()
+    release.load_state_dict(paper.state_dict())
+    raw = release.encoder(features, torch.arange(7).expand(3, 7), None)
+    codes = binarize(release.hash_layer.projection(raw)).mean(1)
+    torch.testing.assert_close(release.pseudo_label_logits(features), codes @ release.hash_centers.t())
+
+
+def test_save_and_load_round_trip_with_safetensors(tmp_path, tiny_model, tiny_config):
+    centers = torch.where(torch.rand(6, 16) > 0.5, 1.0, -1.0)
+    tiny_model.set_hash_centers(centers)
+    tiny_model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    assert not list(tmp_path.glob("*.bin"))
+    loaded = S5VHModel.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(loaded.hash_centers, centers)
+    assert not loaded.center_head.weight.requires_grad
+    features = np.random.default_rng(0).standard_normal((3, 5, tiny_config.feature_dim)).astype(np.float32)
+    assert np.array_equal(loaded.encode(features), tiny_model.encode(features))
+    for key, value in tiny_model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value, msg=key)
+
+
+def test_auto_classes(tmp_path, tiny_model):
+    assert isinstance(AutoConfig.for_model("s5vh"), S5VHConfig)
+    tiny_model.save_pretrained(tmp_path)
+    assert isinstance(AutoModel.from_pretrained(tmp_path), S5VHModel)
+    assert isinstance(AutoModel.from_config(S5VHConfig.from_pretrained(tmp_path)), S5VHModel)
+
+
+# ---------------------------------------------------------------------------------------------------- encode()
+
+
+def test_encode_outputs(tiny_model, tiny_config):
+    rng = np.random.default_rng(7)
+    videos = rng.standard_normal((5, 6, tiny_config.feature_dim)).astype(np.float32)
+    pm1 = tiny_model.encode(videos)
+    assert pm1.dtype == np.int8 and pm1.shape == (5, 16)
+    assert set(np.unique(pm1)) <= {-1, 1}
+    packed = tiny_model.encode(videos, output="packed")
+    assert packed.dtype == np.uint8 and packed.shape == (5, 2)
+    assert np.array_equal(packed, pack_codes(pm1))
+    assert np.array_equal(np.unpackbits(packed, axis=1).astype(np.int8) * 2 - 1, pm1)
+    assert np.array_equal(tiny_model.encode(videos, output="bool"), pm1 > 0)
+    assert np.array_equal(tiny_model.encode(torch.from_numpy(videos)), pm1)
+    assert np.array_equal(tiny_model.encode(list(videos), batch_size=2), pm1)
+    assert np.array_equal(tiny_model.encode(videos), pm1)  # deterministic
+
+
+def test_encode_equals_sign_of_mean_frame_code(tiny_model, tiny_config):
+    videos = torch.randn(4, 7, tiny_config.feature_dim)
+    frame_codes = tiny_model(videos).frame_codes
+    expected = sign_with_tie_rule(frame_codes.mean(1), "positive")
+    assert np.array_equal(tiny_model.encode(videos), expected.detach().numpy().astype(np.int8))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_encode_accepts_float_dtypes(tiny_model, tiny_config, dtype):
+    videos = torch.randn(3, 5, tiny_config.feature_dim).to(dtype)
+    expected = tiny_model.encode(videos.float())
+    assert np.array_equal(tiny_model.encode(videos), expected)
+    if dtype not in (torch.bfloat16,):
+        assert np.array_equal(tiny_model.encode(videos.numpy()), expected)
+
+
+def test_encode_variable_lengths_and_empty(tiny_model, tiny_config):
+    rng = np.random.default_rng(8)
+    videos = [rng.standard_normal((t, tiny_config.feature_dim)).astype(np.float32) for t in (3, 9, 1, 6)]
+    codes = tiny_model.encode(videos, batch_size=3)
+    for video, code in zip(videos, codes):
+        assert np.array_equal(tiny_model.encode([video])[0], code)
+    assert tiny_model.encode([]).shape == (0, 16)
+    assert tiny_model.encode([], output="packed").shape == (0, 2)
+    assert tiny_model.encode(np.zeros((0, 5, tiny_config.feature_dim), np.float32)).shape == (0, 16)
+
+
+def test_encode_tie_rule_zero_only_for_pm1():
+    model = S5VHModel(make_tiny_config(sign_tie_rule="zero")).eval()
+    videos = np.random.default_rng(0).standard_normal((2, 4, 24)).astype(np.float32)
+    assert set(np.unique(model.encode(videos))) <= {-1, 0, 1}
+    with pytest.raises(ValueError, match="zero"):
+        model.encode(videos, output="packed")
+
+
+@pytest.mark.parametrize(
+    "videos, error, match",
+    [
+        (np.zeros((2, 5, 7), np.float32), ValueError, "expected D=24, got 7"),
+        ([np.zeros((5, 24), np.float32), np.zeros((5, 23), np.float32)], ValueError, "video 1.*expected D=24, got 23"),
+        (np.zeros((2, 0, 24), np.float32), ValueError, "T = 0"),
+        ([np.zeros((3, 24), np.float32), np.zeros((0, 24), np.float32)], ValueError, "video 1 has no frames"),
+        (np.zeros((2, 5, 24), np.int64), TypeError, "floating-point"),
+        (np.zeros((5, 24), np.float32), ValueError, "2-D"),
+        ("videos", TypeError, "list"),
+    ],
+)
+def test_encode_rejects_bad_input(tiny_model, videos, error, match):
+    with pytest.raises(error, match=match):
+        tiny_model.encode(videos)
+
+
+def test_encode_names_the_video_with_nan_or_inf(tiny_model):
+    videos = np.zeros((4, 3, 24), np.float32)
+    videos[2, 1, 5] = np.nan
+    with pytest.raises(ValueError, match="video 2"):
+        tiny_model.encode(videos)
+    videos[2, 1, 5] = 0
+    videos[3, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="video 3"):
+        tiny_model.encode(list(videos))
+
+
+def test_encode_rejects_ragged_object_arrays(tiny_model):
+    ragged = np.empty(2, dtype=object)
+    ragged[0] = np.zeros((3, 24), np.float32)
+    ragged[1] = [[0.0] * 24, [0.0] * 23]
+    with pytest.raises(ValueError, match="ragged"):
+        tiny_model.encode(ragged)
+
+
+def test_forward_rejects_bad_batches(tiny_model):
+    with pytest.raises(ValueError, match="expected D=24, got 5"):
+        tiny_model(torch.zeros(2, 3, 5))
+    bad = torch.zeros(2, 3, 24)
+    bad[1, 2, 0] = float("inf")
+    with pytest.raises(ValueError, match="videos \\[1\\]"):
+        tiny_model(bad)
+    padded_nan = torch.zeros(2, 3, 24)
+    padded_nan[0, 2] = float("nan")
+    tiny_model(padded_nan, frame_mask=torch.tensor([[True, True, False], [True, True, True]]))  # padding is ignored
+    with pytest.raises(ValueError, match="real frames first"):
+        tiny_model(torch.zeros(1, 3, 24), frame_mask=torch.tensor([[True, False, True]]))
+    with pytest.raises(ValueError, match="no real frames"):
+        tiny_model(torch.zeros(1, 3, 24), frame_mask=torch.tensor([[False, False, False]]))
+    with pytest.raises(ValueError, match="visible frame"):
+        tiny_model(torch.zeros(1, 3, 24), visible_mask=torch.tensor([[False, False, False]]))
+    with pytest.raises(TypeError, match="floating-point"):
+        tiny_model(torch.zeros(1, 3, 24, dtype=torch.int32))
