@@ -121,7 +121,7 @@ def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     for k in range(kernel - 1):
         shift = kernel - 1 - k
         if shift < x.shape[0]:
-            out[shift:] = out[shift:].addcmul(x[:-shift], taps[:, k])
+            out[shift:].addcmul_(x[:-shift], taps[:, k])
     return out
 
 
