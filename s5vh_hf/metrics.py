@@ -56,6 +56,17 @@ def _label_words(multi_hot: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(padded).view(np.uint64)
 
 
+def _unique_label_sets(multi_hot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct rows of a multi-hot matrix: ``(sets [U, C], inverse [N], counts [U])``.
+
+    Sorting packed rows as opaque byte strings is far faster than ``np.unique(axis=0)`` on the bool matrix.
+    """
+    packed = np.ascontiguousarray(np.packbits(multi_hot, axis=1))
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
+    _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    return multi_hot[first], inverse.reshape(-1), counts
+
+
 def relevance_of_ranking(
     ranked_ids: np.ndarray, query_labels: LabelsLike, database_labels: LabelsLike, chunk_size: int = 4096
 ) -> np.ndarray:
@@ -84,10 +95,10 @@ def count_relevant(query_labels: LabelsLike, database_labels: LabelsLike) -> np.
         labels_to_multi_hot(query_labels, name="query labels"),
         labels_to_multi_hot(database_labels, name="database labels"),
     )
-    db_sets, db_counts = np.unique(database, axis=0, return_counts=True)
-    q_sets, q_inverse = np.unique(query, axis=0, return_inverse=True)
+    db_sets, _, db_counts = _unique_label_sets(database)
+    q_sets, q_inverse, _ = _unique_label_sets(query)
     shares = (q_sets.astype(np.float32) @ db_sets.astype(np.float32).T) > 0  # [Uq, Udb]
-    return (shares @ db_counts)[q_inverse.reshape(-1)]
+    return (shares @ db_counts)[q_inverse]
 
 
 def _check_k(relevance: np.ndarray, k: int) -> None:
@@ -167,8 +178,7 @@ def precision_recall_by_radius(
         raise ValueError("every code needs a label row: counts of codes and labels differ")
     # ±1 inner products give exact distances: Ham = (L − ⟨b_q, b_db⟩) / 2.
     db_signs = np.unpackbits(database_packed, axis=1).astype(np.float32) * 2 - 1
-    db_sets, db_set_index = np.unique(database, axis=0, return_inverse=True)
-    db_set_index = db_set_index.reshape(-1)
+    db_sets, db_set_index, _ = _unique_label_sets(database)
     total_relevant = count_relevant(query, database)
     bins = code_length + 1
     precision_sum = np.zeros(bins)
