@@ -51,14 +51,16 @@ def main() -> None:
 
         train_s = median_seconds(train_step, repeats)
         results[implementation] = (args.batch / encode_s, args.train_batch / train_s)
-        print(f"{implementation:>9}: encode {results[implementation][0]:7.1f} videos/s, "
-              f"train {results[implementation][1]:6.1f} videos/s")
+        print(
+            f"{implementation:>9}: encode {results[implementation][0]:7.1f} videos/s, "
+            f"train {results[implementation][1]:6.1f} videos/s"
+        )
 
     fast, reference = results["fast"], results["reference"]
     rows = [
-        ["encode (batch %d)" % args.batch, f"{fast[0]:.1f}", f"{reference[0]:.1f}", f"{fast[0] / reference[0]:.1f}×"],
+        [f"encode (batch {args.batch})", f"{fast[0]:.1f}", f"{reference[0]:.1f}", f"{fast[0] / reference[0]:.1f}×"],
         [
-            "training step, both views (batch %d)" % args.train_batch,
+            f"training step, both views (batch {args.train_batch})",
             f"{fast[1]:.1f}",
             f"{reference[1]:.1f}",
             f"{fast[1] / reference[1]:.1f}×",

@@ -113,7 +113,12 @@ def compute_semantic_clusters(
     if distinct < n_clusters:
         raise ValueError(f"only {distinct} distinct videos for {n_clusters} clusters")
     kmeans = faiss.Kmeans(
-        projected.shape[1], int(n_clusters), niter=kmeans_iterations, seed=seed, verbose=False, min_points_per_centroid=1
+        projected.shape[1],
+        int(n_clusters),
+        niter=kmeans_iterations,
+        seed=seed,
+        verbose=False,
+        min_points_per_centroid=1,
     )
     kmeans.train(projected)
     _, assignment = kmeans.index.search(projected, 1)

@@ -85,5 +85,9 @@ def slg_loss(
     """
     rec = sum(reconstruction_loss(r, t) for r, t in zip(reconstructions, reconstruction_targets))
     con = debiased_contrastive_loss(video_codes[0], video_codes[1], contrastive_temperature, tau_plus)
-    ca = (center_alignment_loss(center_logits[0], pseudo_labels) + center_alignment_loss(center_logits[1], pseudo_labels)) / 2
-    return SLGLoss(total=rec + contrastive_weight * con + center_weight * ca, reconstruction=rec, contrastive=con, center=ca)
+    ca = (
+        center_alignment_loss(center_logits[0], pseudo_labels) + center_alignment_loss(center_logits[1], pseudo_labels)
+    ) / 2
+    return SLGLoss(
+        total=rec + contrastive_weight * con + center_weight * ca, reconstruction=rec, contrastive=con, center=ca
+    )

@@ -158,7 +158,7 @@ def _fast_backward(grad_y, u, delta, A, B, C, D):
             grad_state.addcmul_(C_blk[t, :, :, None], gy[t, :, None, :])
             grad_states[t].copy_(grad_state)
             grad_state.mul_(decays[t])
-        flat = lambda x: x.reshape(steps * width, *x.shape[2:])  # noqa: E731
+        flat = lambda x, rows=steps * width: x.reshape(rows, *x.shape[2:])  # noqa: E731
         # ∂C_t = h_t · ∂y_t ; ∂(Δu)_t = B_t · g_t ; ∂B_t = g_t · (Δu)_t   (batched over T · width)
         torch.bmm(flat(states), flat(gy)[:, :, None], out=flat(grad_C[:, block])[:, :, None])
         torch.bmm(flat(B_blk)[:, None, :], flat(grad_states), out=flat(grad_drive[:, block])[:, None, :])

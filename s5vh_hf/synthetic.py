@@ -66,9 +66,10 @@ def make_synthetic_videos(
         lengths = rng.integers(min_frames, num_frames + 1, num_videos)
     steps = np.arange(num_frames)[None, :]
     phases = rng.uniform(0, 2 * np.pi, (num_videos, 1)) + speeds[labels][:, None] * steps  # [N, T]
-    motion = np.cos(phases)[..., None] * motion_planes[labels, 0][:, None] + np.sin(phases)[
-        ..., None
-    ] * motion_planes[labels, 1][:, None]
+    motion = (
+        np.cos(phases)[..., None] * motion_planes[labels, 0][:, None]
+        + np.sin(phases)[..., None] * motion_planes[labels, 1][:, None]
+    )
     nuisance = nuisance_scale * rng.standard_normal((num_videos, 1, feature_dim)) * 2.0
     noise = noise_scale * rng.standard_normal((num_videos, num_frames, feature_dim))
     features = 0.6 * class_means[labels][:, None] + motion + nuisance + noise

@@ -89,7 +89,11 @@ def test_semantic_clusters_from_arrays_lists_and_datasets():
     # The pooled means respect each video's length (padding is not averaged in).
     assert np.allclose(mean_pool(videos)[0], videos[0].mean(0), atol=1e-6)
     # Clusters recover the classes well on this separable data (purity).
-    purity = sum(np.bincount(data.labels[clusters.pseudo_labels == k]).max() for k in range(4) if (clusters.pseudo_labels == k).any())
+    purity = sum(
+        np.bincount(data.labels[clusters.pseudo_labels == k]).max()
+        for k in range(4)
+        if (clusters.pseudo_labels == k).any()
+    )
     assert purity / 120 > 0.6
     again = compute_semantic_clusters(videos, n_clusters=4, pca_dim=16, seed=0)
     assert np.array_equal(again.pseudo_labels, clusters.pseudo_labels)

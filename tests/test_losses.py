@@ -15,7 +15,7 @@ def _hand_debiased_contrastive(z1, z2, t, tau_plus):
     total = 0.0
     for i in range(n):
         partner = (i + b) % n
-        sim = lambda j: math.exp(sum(x * y for x, y in zip(z[i], z[j])) / t)  # noqa: E731
+        sim = lambda j, i=i: math.exp(sum(x * y for x, y in zip(z[i], z[j])) / t)  # noqa: E731
         pos = sim(partner)
         neg = sum(sim(j) for j in range(n) if j not in (i, partner))
         N = n - 2

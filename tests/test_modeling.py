@@ -180,9 +180,10 @@ def test_release_decoder_order_feeds_visible_tokens_first():
     visible = torch.tensor([[False, True, False, True, True, False]])
     out = model(features, visible_mask=visible)
     table = sinusoidal_position_table(6, 16)
-    tokens = torch.where(
-        visible[:, :, None], model.encoder_to_decoder(out.frame_codes), model.mask_token.expand(1, 6, -1)
-    ) + table
+    tokens = (
+        torch.where(visible[:, :, None], model.encoder_to_decoder(out.frame_codes), model.mask_token.expand(1, 6, -1))
+        + table
+    )
     order = [1, 3, 4, 0, 2, 5]
     predicted = model.decoder(tokens[:, order], None)[0]
     torch.testing.assert_close(out.reconstruction, predicted[[3, 4, 5]], rtol=1e-5, atol=1e-5)

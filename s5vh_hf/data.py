@@ -1,0 +1,482 @@
+"""Frame-feature datasets: the parquet-shard schema, loading from the Hub or a local folder, import of the
+literature's HDF5 + ``.mat`` files, publishing, and the two-view training collator.
+
+Schema of a feature dataset (one row per video)::
+
+    video_id    string
+    features    Array2D(shape=(None, D)), float16 or float32   — [T, D], T may differ between videos
+    num_frames  int32
+    labels      Sequence(int64)                               — class ids (multi-label allowed); null if unknown
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .masking import two_view_visible_masks
+
+REQUIRED_COLUMNS = ("video_id", "features", "num_frames")
+FEATURES_DTYPES = ("float16", "float32")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Schema
+# --------------------------------------------------------------------------------------------------------------
+
+
+def feature_dataset_features(feature_dim: int, dtype: str = "float16", with_labels: bool = True):
+    """The ``datasets.Features`` of a feature dataset with D = ``feature_dim``."""
+    import datasets
+
+    if dtype not in FEATURES_DTYPES:
+        raise ValueError(f"features dtype must be one of {FEATURES_DTYPES}, got {dtype!r}")
+    columns = {
+        "video_id": datasets.Value("string"),
+        "features": datasets.Array2D(shape=(None, feature_dim), dtype=dtype),
+        "num_frames": datasets.Value("int32"),
+    }
+    if with_labels:
+        columns["labels"] = datasets.Sequence(datasets.Value("int64"))
+    return datasets.Features(columns)
+
+
+def feature_dim_of(dataset: Any) -> int:
+    """D of a loaded feature dataset (from its ``features`` column type)."""
+    column = dataset.features.get("features") if dataset.features is not None else None
+    shape = getattr(column, "shape", None)
+    if shape is None or len(shape) != 2 or shape[1] is None:
+        raise ValueError(f"column 'features' must be Array2D(shape=(None, D)); got {column!r}")
+    return int(shape[1])
+
+
+def validate_feature_dataset(dataset: Any, name: str = "dataset") -> int:
+    """Check the columns and feature type of one split; returns D."""
+    columns = list(dataset.features or {})
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise ValueError(f"{name} is missing column(s) {missing}; expected {list(REQUIRED_COLUMNS)} (+ 'labels')")
+    return feature_dim_of(dataset)
+
+
+def load_feature_dataset(
+    path_or_repo_id: str | os.PathLike,
+    split: str | None = None,
+    streaming: bool = False,
+    revision: str | None = None,
+    **load_kwargs: Any,
+):
+    """Load a feature dataset from a Hub dataset repo id or a local folder of parquet shards.
+
+    Returns a ``Dataset`` (memory-mapped Arrow, or ``IterableDataset`` when ``streaming``) when ``split`` is
+    given, else a ``DatasetDict``/``IterableDatasetDict`` of every split. Every split is checked for the schema,
+    and all splits must share one feature dimension.
+    """
+    import datasets
+
+    source = str(path_or_repo_id)
+    if os.path.isdir(source) and not any(Path(source).rglob("*.parquet")):
+        raise ValueError(f"{source} holds no parquet shards (expected data/<split>-XXXXX-of-YYYYY.parquet)")
+    try:
+        loaded = datasets.load_dataset(source, split=split, streaming=streaming, revision=revision, **load_kwargs)
+    except ValueError as error:
+        if split is not None and "split" in str(error).lower():
+            raise ValueError(f"{source} has no split {split!r}: {error}") from error
+        raise
+    splits = {split: loaded} if split is not None else dict(loaded)
+    dims = {}
+    for split_name, part in splits.items():
+        dims[split_name] = validate_feature_dataset(part, f"split {split_name!r} of {source}")
+    if len(set(dims.values())) > 1:
+        raise ValueError(f"splits of {source} disagree on the feature dimension: {dims}")
+    return loaded
+
+
+# --------------------------------------------------------------------------------------------------------------
+# HDF5 + .mat import
+# --------------------------------------------------------------------------------------------------------------
+
+
+def read_mat_labels(labels_mat: str | os.PathLike, key: str | None = None, split: str | None = None) -> np.ndarray:
+    """Read a multi-hot label matrix ``[N, C]`` from a MATLAB file (v5 via scipy, v7.3 via h5py).
+
+    ``key`` defaults to ``labels``; ActivityNet's ``re_label`` (database) and ``q_label`` (queries) are found
+    automatically when ``labels`` is absent (``split`` picks between them).
+    """
+    path = Path(labels_mat)
+    if not path.is_file():
+        raise FileNotFoundError(f"no label file at {path}")
+    variables = _read_mat_variables(path)
+    if key is None:
+        candidates = ["labels"]
+        if split in ("query", "queries", "test"):
+            candidates += ["q_label", "re_label"]
+        else:
+            candidates += ["re_label", "q_label"]
+        key = next((c for c in candidates if c in variables), None)
+        if key is None:
+            raise ValueError(f"{path} has none of the label keys {candidates} (found {sorted(variables)})")
+    if key not in variables:
+        raise ValueError(f"{path} has no key {key!r} (found {sorted(variables)})")
+    matrix = np.asarray(variables[key])
+    if matrix.ndim != 2:
+        raise ValueError(f"{path}[{key!r}] must be a 2-D multi-hot matrix, got shape {matrix.shape}")
+    if not np.all(np.isin(np.unique(matrix), (0, 1))):
+        raise ValueError(f"{path}[{key!r}] must be multi-hot (0/1)")
+    return matrix.astype(bool)
+
+
+def _read_mat_variables(path: Path) -> dict[str, Any]:
+    import h5py
+    import scipy.io
+
+    if h5py.is_hdf5(path):  # MATLAB v7.3 files are HDF5; their matrices are stored transposed
+        with h5py.File(path, "r") as handle:
+            return {k: np.asarray(handle[k]).T for k in handle.keys() if isinstance(handle[k], h5py.Dataset)}
+    try:
+        return {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
+    except (ValueError, OSError, NotImplementedError) as error:
+        raise ValueError(f"{path} is not a readable MATLAB file: {error}") from error
+
+
+def _write_dataset_card(out_dir: Path) -> None:
+    """Write README.md with the YAML ``configs`` block listing every split found under data/."""
+    splits = sorted({p.name.split("-")[0] for p in (out_dir / "data").glob("*.parquet")})
+    config = "\n".join(f"  - split: {s}\n    path: data/{s}-*" for s in splits)
+    card = f"""---
+configs:
+- config_name: default
+  data_files:
+{config}
+tags:
+- video-hashing
+- video-features
+---
+
+# Frame-feature dataset
+
+Frame features for self-supervised video hashing with [s5vh-hf](https://github.com/). One row per video:
+`video_id`, `features` (`[T, D]`), `num_frames` and optional `labels` (class ids).
+
+Splits: {", ".join(splits)}.
+
+```python
+from s5vh_hf import load_feature_dataset
+dataset = load_feature_dataset("path/or/repo-id", split="{splits[0] if splits else "train"}")
+```
+"""
+    temporary = out_dir / f".README.md.{uuid.uuid4().hex}"
+    temporary.write_text(card)
+    os.replace(temporary, out_dir / "README.md")
+
+
+def import_h5_features(
+    features_h5: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    split: str,
+    labels_mat: str | os.PathLike | None = None,
+    label_key: str | None = None,
+    shard_size: int = 2048,
+    dtype: str = "float16",
+    feats_key: str = "feats",
+    video_ids: Sequence[str] | None = None,
+    read_chunk: int = 256,
+    show_progress_bar: bool | None = None,
+) -> list[Path]:
+    """Convert the literature's HDF5 features (+ ``.mat`` labels) into parquet shards of one split.
+
+    Writes ``out_dir/data/<split>-XXXXX-of-YYYYY.parquet`` and (re)writes ``out_dir/README.md`` so that
+    ``datasets`` and the Hub read the folder as-is. Reads ``read_chunk`` videos at a time (memory stays at a
+    few chunks, whatever the file size). Shards are written to a temporary folder and moved into place only
+    when the whole split converted, so a failure never leaves a partial split behind.
+
+    Returns the written shard paths.
+    """
+    import h5py
+    import pyarrow.parquet as pq
+
+    features_h5, out_dir = Path(features_h5), Path(out_dir)
+    if not features_h5.is_file():
+        raise FileNotFoundError(f"no HDF5 feature file at {features_h5}")
+    if not split or "-" in split or "/" in split:
+        raise ValueError(f"split must be a plain name such as 'train', got {split!r}")
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be positive, got {shard_size}")
+    try:
+        handle = h5py.File(features_h5, "r")
+    except OSError as error:
+        raise ValueError(f"{features_h5} is not a readable HDF5 file (truncated or corrupt?): {error}") from error
+    with handle:
+        if feats_key not in handle:
+            raise ValueError(f"{features_h5} has no dataset {feats_key!r} (found {list(handle.keys())})")
+        feats = handle[feats_key]
+        if feats.ndim != 3:
+            raise ValueError(f"{features_h5}[{feats_key!r}] must be [N, T, D], got shape {feats.shape}")
+        n_videos, n_frames, feature_dim = feats.shape
+        if n_videos == 0:
+            raise ValueError(f"{features_h5}[{feats_key!r}] holds no videos (empty split)")
+        labels = None
+        if labels_mat is not None:
+            labels = read_mat_labels(labels_mat, label_key, split)
+            if len(labels) != n_videos:
+                raise ValueError(f"{labels_mat} has {len(labels)} label rows but {features_h5} has {n_videos} videos")
+        if video_ids is None:
+            video_ids = [f"{split}-{i:06d}" for i in range(n_videos)]
+        elif len(video_ids) != n_videos:
+            raise ValueError(f"{len(video_ids)} video ids for {n_videos} videos")
+        # Every split carries a labels column (null where unknown): splits of one config share one schema.
+        features_type = feature_dataset_features(feature_dim, dtype)
+        schema = features_type.arrow_schema
+        n_shards = max(1, math.ceil(n_videos / shard_size))
+        (out_dir / "data").mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".staging-{split}-", dir=out_dir))
+        written: list[Path] = []
+        try:
+            progress = _progress_bar(n_videos, show_progress_bar, f"Converting {features_h5.name}")
+            for shard in range(n_shards):
+                name = f"{split}-{shard:05d}-of-{n_shards:05d}.parquet"
+                first, last = shard * shard_size, min(n_videos, (shard + 1) * shard_size)
+                with pq.ParquetWriter(staging / name, schema) as writer:
+                    for start in range(first, last, read_chunk):
+                        stop = min(last, start + read_chunk)
+                        try:
+                            block = np.asarray(feats[start:stop])
+                        except (OSError, RuntimeError) as error:
+                            raise ValueError(
+                                f"{features_h5}: cannot read videos {start}–{stop - 1} (truncated or corrupt?): {error}"
+                            ) from error
+                        bad = np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(1))
+                        if len(bad):
+                            ids = [video_ids[start + i] for i in bad[:10]]
+                            raise ValueError(f"{features_h5}: NaN or Inf features in videos {ids}")
+                        rows = {
+                            "video_id": list(video_ids[start:stop]),
+                            "features": block.astype(dtype, copy=False),
+                            "num_frames": np.full(stop - start, n_frames, dtype=np.int32),
+                        }
+                        rows["labels"] = (
+                            [np.flatnonzero(row).tolist() for row in labels[start:stop]]
+                            if labels is not None
+                            else [None] * (stop - start)
+                        )
+                        writer.write_table(_arrow_table(rows, schema))
+                        progress.update(stop - start)
+                written.append(staging / name)
+            progress.close()
+            for old in (out_dir / "data").glob(f"{split}-*.parquet"):
+                old.unlink()
+            final = []
+            for path in written:
+                target = out_dir / "data" / path.name
+                os.replace(path, target)
+                final.append(target)
+            _write_dataset_card(out_dir)
+            return final
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_feature_split(
+    out_dir: str | os.PathLike,
+    split: str,
+    videos: Sequence[np.ndarray],
+    video_ids: Sequence[str],
+    labels: Sequence[Sequence[int]] | None = None,
+    shard_size: int = 2048,
+    dtype: str = "float16",
+) -> list[Path]:
+    """Write in-memory videos (a list of ``[T_i, D]`` arrays) as parquet shards of one split, same layout and
+    atomicity as :func:`import_h5_features`."""
+    import pyarrow.parquet as pq
+
+    out_dir = Path(out_dir)
+    if not videos:
+        raise ValueError(f"split {split!r} has no videos")
+    if len(video_ids) != len(videos) or (labels is not None and len(labels) != len(videos)):
+        raise ValueError("videos, video_ids and labels must have the same length")
+    feature_dim = int(np.asarray(videos[0]).shape[1])
+    schema = feature_dataset_features(feature_dim, dtype).arrow_schema
+    n_shards = max(1, math.ceil(len(videos) / shard_size))
+    (out_dir / "data").mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{split}-", dir=out_dir))
+    try:
+        names = []
+        for shard in range(n_shards):
+            part = slice(shard * shard_size, (shard + 1) * shard_size)
+            rows = {
+                "video_id": list(video_ids[part]),
+                "features": [np.asarray(v).astype(dtype) for v in videos[part]],
+                "num_frames": np.array([len(v) for v in videos[part]], dtype=np.int32),
+            }
+            for index, video in enumerate(rows["features"]):
+                if video.ndim != 2 or video.shape[1] != feature_dim:
+                    raise ValueError(
+                        f"video {shard * shard_size + index} has shape {video.shape}, expected [T, {feature_dim}]"
+                    )
+            count = len(rows["video_id"])
+            rows["labels"] = (
+                [list(map(int, np.atleast_1d(row))) for row in labels[part]] if labels is not None else [None] * count
+            )
+            name = f"{split}-{shard:05d}-of-{n_shards:05d}.parquet"
+            pq.write_table(_arrow_table(rows, schema), staging / name)
+            names.append(name)
+        for old in (out_dir / "data").glob(f"{split}-*.parquet"):
+            old.unlink()
+        for name in names:
+            os.replace(staging / name, out_dir / "data" / name)
+        _write_dataset_card(out_dir)
+        return [out_dir / "data" / name for name in names]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _arrow_table(rows: dict[str, Any], schema):
+    """Build an Arrow table for the schema; ``features`` may be a ``[n, T, D]`` array or a list of ``[T_i, D]``."""
+    import pyarrow as pa
+
+    features = rows["features"]
+    frames = [np.ascontiguousarray(v) for v in features]
+    feature_dim = frames[0].shape[1]
+    value_type = pa.from_numpy_dtype(frames[0].dtype)
+    flat = pa.array(np.concatenate([f.reshape(-1) for f in frames]), type=value_type)
+    # datasets stores Array2D(shape=(None, D)) as list<list<value>>; build the nested offsets directly.
+    row_lengths = np.array([len(f) for f in frames], dtype=np.int32)
+    frame_offsets = pa.array(np.arange(0, row_lengths.sum() * feature_dim + 1, feature_dim, dtype=np.int32))
+    frame_lists = pa.ListArray.from_arrays(frame_offsets, flat)
+    video_offsets = pa.array(np.concatenate([[0], np.cumsum(row_lengths)]).astype(np.int32))
+    video_lists = pa.ListArray.from_arrays(video_offsets, frame_lists)
+    columns = {name: rows[name] for name in schema.names if name != "features"}
+    arrays = []
+    for field in schema:
+        if field.name == "features":
+            storage = video_lists.cast(field.type.storage_type)
+            arrays.append(pa.ExtensionArray.from_storage(field.type, storage))
+        else:
+            arrays.append(pa.array(columns[field.name], type=field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _progress_bar(total: int, enabled: bool | None, description: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="video", disable=not enabled if enabled is not None else None)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Publishing
+# --------------------------------------------------------------------------------------------------------------
+
+
+def push_feature_dataset(
+    out_dir: str | os.PathLike,
+    repo_id: str,
+    token: str | None = None,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str = "Upload frame-feature dataset",
+    endpoint: str | None = None,
+) -> list[str]:
+    """Upload a converted feature folder (README.md + data/*.parquet) to a Hub dataset repo.
+
+    Returns the repository paths that were uploaded.
+    """
+    from huggingface_hub import HfApi
+
+    out_dir = Path(out_dir)
+    shards = sorted(p.relative_to(out_dir).as_posix() for p in (out_dir / "data").glob("*.parquet"))
+    if not shards or not (out_dir / "README.md").is_file():
+        raise ValueError(f"{out_dir} is not a converted feature dataset (needs README.md and data/*.parquet)")
+    api = HfApi(endpoint=endpoint, token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    api.upload_folder(
+        folder_path=str(out_dir),
+        repo_id=repo_id,
+        repo_type="dataset",
+        revision=revision,
+        commit_message=commit_message,
+        allow_patterns=["README.md", "data/*.parquet"],
+    )
+    return ["README.md", *shards]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Training collator
+# --------------------------------------------------------------------------------------------------------------
+
+
+class IndexedFeatureDataset(torch.utils.data.Dataset):
+    """A map-style view of a feature dataset that yields ``{"features", "video_index", ...}`` per video, the
+    dataset index being what the pseudo-label store is keyed by."""
+
+    def __init__(self, dataset: Any) -> None:
+        validate_feature_dataset(dataset)
+        self.dataset = dataset.with_format("numpy", columns=["features", "num_frames"])
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.dataset[int(index)]
+        return {"features": row["features"], "num_frames": int(row["num_frames"]), "video_index": int(index)}
+
+
+class TwoViewCollator:
+    """Collate videos into a padded batch with the two MAE views of spec §2.
+
+    Input: a list of dicts with ``features`` ``[T_i, D]`` (and optionally ``video_index``). Output tensors:
+    ``features`` ``[B, T, D]`` float32, ``frame_mask`` ``[B, T]``, ``visible_mask_1`` / ``visible_mask_2``
+    ``[B, T]`` and ``video_index`` ``[B]`` int64.
+
+    Randomness comes from a private generator when ``seed`` is given, else from torch's global generator (which
+    the Trainer checkpoints, so resumed runs draw the same views).
+    """
+
+    def __init__(self, mask_ratio: float, seed: int | None = None, feature_dim: int | None = None) -> None:
+        if not 0 < mask_ratio < 1:
+            raise ValueError(f"mask_ratio must be in (0, 1) for training views, got {mask_ratio}")
+        self.mask_ratio = mask_ratio
+        self.feature_dim = feature_dim
+        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+
+    def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if not examples:
+            raise ValueError("cannot collate an empty batch")
+        videos = []
+        for position, example in enumerate(examples):
+            if "features" not in example:
+                raise ValueError(f"example {position} has no 'features' (keys: {sorted(example)})")
+            video = torch.as_tensor(np.asarray(example["features"]), dtype=torch.float32)
+            if video.ndim != 2 or video.shape[0] < 2:
+                raise ValueError(f"example {position}: features must be [T ≥ 2, D], got {tuple(video.shape)}")
+            if self.feature_dim is not None and video.shape[1] != self.feature_dim:
+                raise ValueError(
+                    f"example {position}: feature dimension mismatch, expected D={self.feature_dim}, got {video.shape[1]}"
+                )
+            videos.append(video)
+        dims = {v.shape[1] for v in videos}
+        if len(dims) > 1:
+            raise ValueError(f"examples disagree on the feature dimension: {sorted(dims)}")
+        lengths = torch.tensor([len(v) for v in videos])
+        steps = int(lengths.max())
+        features = torch.zeros(len(videos), steps, videos[0].shape[1])
+        for row, video in enumerate(videos):
+            features[row, : len(video)] = video
+        frame_mask = torch.arange(steps)[None, :] < lengths[:, None]
+        visible_1, visible_2 = two_view_visible_masks(frame_mask, self.mask_ratio, self.generator)
+        indices = [example.get("video_index", position) for position, example in enumerate(examples)]
+        return {
+            "features": features,
+            "frame_mask": frame_mask,
+            "visible_mask_1": visible_1,
+            "visible_mask_2": visible_2,
+            "video_index": torch.tensor(indices, dtype=torch.int64),
+        }
