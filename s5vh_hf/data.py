@@ -189,7 +189,7 @@ def import_h5_features(
     dtype: str = "float16",
     feats_key: str = "feats",
     video_ids: Sequence[str] | None = None,
-    read_chunk: int = 256,
+    read_chunk: int = 64,
     show_progress_bar: bool | None = None,
 ) -> list[Path]:
     """Convert the literature's HDF5 features (+ ``.mat`` labels) into parquet shards of one split.
@@ -344,12 +344,16 @@ def _arrow_table(rows: dict[str, Any], schema):
     import pyarrow as pa
 
     features = rows["features"]
-    frames = [np.ascontiguousarray(v) for v in features]
-    feature_dim = frames[0].shape[1]
-    value_type = pa.from_numpy_dtype(frames[0].dtype)
-    flat = pa.array(np.concatenate([f.reshape(-1) for f in frames]), type=value_type)
+    if isinstance(features, np.ndarray) and features.ndim == 3:  # one block [n, T, D]: no per-video copies
+        feature_dim = features.shape[2]
+        row_lengths = np.full(len(features), features.shape[1], dtype=np.int32)
+        flat = pa.array(np.ascontiguousarray(features).reshape(-1))
+    else:
+        frames = [np.ascontiguousarray(v) for v in features]
+        feature_dim = frames[0].shape[1]
+        row_lengths = np.array([len(f) for f in frames], dtype=np.int32)
+        flat = pa.array(np.concatenate([f.reshape(-1) for f in frames]))
     # datasets stores Array2D(shape=(None, D)) as list<list<value>>; build the nested offsets directly.
-    row_lengths = np.array([len(f) for f in frames], dtype=np.int32)
     frame_offsets = pa.array(np.arange(0, row_lengths.sum() * feature_dim + 1, feature_dim, dtype=np.int32))
     frame_lists = pa.ListArray.from_arrays(frame_offsets, flat)
     video_offsets = pa.array(np.concatenate([[0], np.cumsum(row_lengths)]).astype(np.int32))

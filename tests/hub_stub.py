@@ -121,11 +121,13 @@ class FakeHub:
 
 
 @contextmanager
-def fake_hub(monkeypatch):
-    """Route huggingface_hub's HTTP client to a :class:`FakeHub` for the duration of the block."""
+def fake_hub(monkeypatch, cache_dir):
+    """Route huggingface_hub's HTTP client to a :class:`FakeHub` for the duration of the block, with a private
+    Hub cache under ``cache_dir`` (downloads never reach the user's cache)."""
     hub = FakeHub()
     import datasets
 
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache_dir))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
     set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(hub.handle)))

@@ -172,7 +172,7 @@ def test_push_uploads_the_shards_and_card(tmp_path, monkeypatch):
     data = make_synthetic_videos(num_videos=12, feature_dim=8, num_frames=4, seed=3)
     write_feature_split(tmp_path / "ds", "train", data.videos(), data.video_ids, shard_size=5)
     (tmp_path / "ds" / "notes.txt").write_text("not part of the dataset")
-    with fake_hub(monkeypatch) as hub:
+    with fake_hub(monkeypatch, tmp_path / "hub-cache") as hub:
         uploaded = push_feature_dataset(tmp_path / "ds", "me/features", token="hf_test", private=True)
     expected = ["README.md"] + [f"data/train-0000{i}-of-00003.parquet" for i in range(3)]
     assert sorted(uploaded) == sorted(expected)
@@ -190,10 +190,10 @@ def test_load_by_hub_repo_id_through_the_fake_hub(tmp_path, monkeypatch):
     data = make_synthetic_videos(num_videos=9, num_classes=3, feature_dim=8, num_frames=5, min_frames=2, seed=4)
     labels = [[int(x)] for x in data.labels]
     write_feature_split(tmp_path / "ds", "train", data.videos(), data.video_ids, labels, shard_size=4)
-    with fake_hub(monkeypatch) as hub:
+    with fake_hub(monkeypatch, tmp_path / "hub-cache") as hub:
         push_feature_dataset(tmp_path / "ds", "me/feats", token="hf_test")
         remote = load_feature_dataset("me/feats", split="train", cache_dir=str(tmp_path / "cache"), token="hf_test")
-    assert any(path.endswith("train-00000-of-00003.parquet") for _, path in hub.requests)
+    assert any(path.endswith("train-00000-of-00003.parquet") for _, path in hub.requests), hub.requests
     local = load_feature_dataset(tmp_path / "ds", split="train")
     assert remote["video_id"] == local["video_id"] == data.video_ids
     assert remote["labels"] == labels
