@@ -78,7 +78,9 @@ def main() -> None:
     ours_s, ours_gib = _in_child(_convert, str(path), str(out))
     naive_s, naive_gib = _in_child(_naive, str(path))
     shutil.rmtree(out, ignore_errors=True)
-    print(f"import_h5_features: {ours_s:.1f} s, peak {ours_gib:.2f} GiB; read-all: {naive_s:.1f} s, peak {naive_gib:.2f} GiB")
+    print(
+        f"import_h5_features: {ours_s:.1f} s, peak {ours_gib:.2f} GiB; read-all: {naive_s:.1f} s, peak {naive_gib:.2f} GiB"
+    )
     rows = [
         ["import_h5_features (chunked, float16 shards)", f"{ours_s:.1f} s", f"{ours_gib:.2f} GiB"],
         ["read the whole `feats` array, then cast (naive)", f"{naive_s:.1f} s", f"{naive_gib:.2f} GiB"],

@@ -440,14 +440,19 @@ class TwoViewCollator:
     ``features`` ``[B, T, D]`` float32, ``frame_mask`` ``[B, T]``, ``visible_mask_1`` / ``visible_mask_2``
     ``[B, T]`` and ``video_index`` ``[B]`` int64.
 
-    Randomness comes from a private generator when ``seed`` is given, else from torch's global generator (which
-    the Trainer checkpoints, so resumed runs draw the same views).
+    Randomness comes from a private generator when ``seed`` is given, else from torch's global generator. With
+    ``draw_views=False`` the collator only pads, and the views are left to the consumer: ``S5VHTrainer`` draws
+    them inside the training step, after the Trainer has restored the checkpointed RNG on resume, which a
+    dataloader-side draw would precede.
     """
 
-    def __init__(self, mask_ratio: float, seed: int | None = None, feature_dim: int | None = None) -> None:
+    def __init__(
+        self, mask_ratio: float, seed: int | None = None, feature_dim: int | None = None, draw_views: bool = True
+    ) -> None:
         if not 0 < mask_ratio < 1:
             raise ValueError(f"mask_ratio must be in (0, 1) for training views, got {mask_ratio}")
         self.mask_ratio = mask_ratio
+        self.draw_views = draw_views
         self.feature_dim = feature_dim
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
@@ -475,12 +480,14 @@ class TwoViewCollator:
         for row, video in enumerate(videos):
             features[row, : len(video)] = video
         frame_mask = torch.arange(steps)[None, :] < lengths[:, None]
-        visible_1, visible_2 = two_view_visible_masks(frame_mask, self.mask_ratio, self.generator)
         indices = [example.get("video_index", position) for position, example in enumerate(examples)]
-        return {
+        batch = {
             "features": features,
             "frame_mask": frame_mask,
-            "visible_mask_1": visible_1,
-            "visible_mask_2": visible_2,
             "video_index": torch.tensor(indices, dtype=torch.int64),
         }
+        if self.draw_views:
+            batch["visible_mask_1"], batch["visible_mask_2"] = two_view_visible_masks(
+                frame_mask, self.mask_ratio, self.generator
+            )
+        return batch

@@ -1,0 +1,347 @@
+"""Self-supervised training on the Hugging Face ``Trainer``: the SLG loss, reliability-aware pseudo-labels,
+retrieval evaluation, and checkpoints that resume exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from .configuration_s5vh import S5VHConfig
+from .data import IndexedFeatureDataset, TwoViewCollator, validate_feature_dataset
+from .evaluation import DEFAULT_KS, evaluate_retrieval
+from .masking import two_view_visible_masks
+from .modeling_s5vh import S5VHModel
+from .slg import two_view_slg_loss
+
+PSEUDO_LABELS_FILE = "pseudo_labels.safetensors"
+HELD_OUT_SPLIT_NAMES = ("test", "query", "queries")
+
+
+def s5vh_training_arguments(config: S5VHConfig, output_dir: str, **overrides: Any) -> TrainingArguments:
+    """``TrainingArguments`` with the preset's optimiser and schedule: AdamW (lr 5e-4, betas 0.9/0.999,
+    weight decay 1e-4), cosine decay to 1e-5 (per step), the preset's epochs and batch size."""
+    defaults = config.training_defaults
+    values: dict[str, Any] = dict(
+        output_dir=output_dir,
+        learning_rate=defaults.get("learning_rate", 5e-4),
+        weight_decay=defaults.get("weight_decay", 1e-4),
+        adam_beta1=defaults.get("adam_beta1", 0.9),
+        adam_beta2=defaults.get("adam_beta2", 0.999),
+        num_train_epochs=defaults.get("num_train_epochs", 350),
+        per_device_train_batch_size=defaults.get("per_device_train_batch_size", 128),
+        lr_scheduler_type="cosine_with_min_lr",
+        lr_scheduler_kwargs={"min_lr": defaults.get("min_learning_rate", 1e-5)},
+        optim="adamw_torch",
+        remove_unused_columns=False,
+        report_to="none",
+    )
+    values.update(overrides)
+    return TrainingArguments(**values)
+
+
+class PseudoLabelStore:
+    """Per-video soft pseudo-labels ``[N, K]`` (spec §3), initialised one-hot from the clustering.
+
+    ``refresh`` applies ``y ← (1 − s)·y + s·softmax(logits)`` to a batch of videos and returns the new labels.
+    """
+
+    def __init__(self, cluster_labels: np.ndarray | torch.Tensor, num_clusters: int) -> None:
+        labels = torch.as_tensor(np.asarray(cluster_labels), dtype=torch.int64)
+        if labels.ndim != 1 or len(labels) == 0:
+            raise ValueError(f"cluster labels must be a non-empty [N] vector, got shape {tuple(labels.shape)}")
+        if int(labels.min()) < 0 or int(labels.max()) >= num_clusters:
+            raise ValueError(
+                f"cluster labels must lie in [0, {num_clusters}) to match the {num_clusters} hash centers; "
+                f"got range [{int(labels.min())}, {int(labels.max())}]"
+            )
+        self.soft_labels = F.one_hot(labels, num_clusters).float()
+
+    def __len__(self) -> int:
+        return len(self.soft_labels)
+
+    @property
+    def num_clusters(self) -> int:
+        return self.soft_labels.shape[1]
+
+    def get(self, video_index: torch.Tensor) -> torch.Tensor:
+        """Current labels ``[B, K]`` of the given videos."""
+        return self.soft_labels[video_index.cpu()]
+
+    def refresh(self, video_index: torch.Tensor, logits: torch.Tensor, smoothing: float) -> torch.Tensor:
+        """Blend ``softmax(logits)`` ``[B, K]`` into the stored labels of ``video_index`` ``[B]``; returns them."""
+        index = video_index.cpu()
+        updated = (1 - smoothing) * self.soft_labels[index] + smoothing * torch.softmax(
+            logits.detach().float().cpu(), -1
+        )
+        self.soft_labels[index] = updated
+        return updated
+
+    def assign(self, video_index: torch.Tensor, labels: torch.Tensor) -> None:
+        """Overwrite the labels of ``video_index`` (to apply another process's refresh)."""
+        self.soft_labels[video_index.cpu()] = labels.float().cpu()
+
+    def save(self, path: str | os.PathLike) -> None:
+        from safetensors.torch import save_file
+
+        save_file({"soft_labels": self.soft_labels.contiguous()}, str(path), metadata={"format": "s5vh-pseudo-labels"})
+
+    def load(self, path: str | os.PathLike) -> None:
+        from safetensors.torch import load_file
+
+        loaded = load_file(str(path))["soft_labels"]
+        if loaded.shape != self.soft_labels.shape:
+            raise ValueError(
+                f"{path} holds pseudo-labels of shape {tuple(loaded.shape)}, expected {tuple(self.soft_labels.shape)}"
+            )
+        self.soft_labels = loaded
+
+
+class RetrievalEvaluationCallback(TrainerCallback):
+    """Every ``every_n_epochs`` epochs, encode a database/query split, compute mAP@K and log it as
+    ``eval_map@K`` (and standard mAP@K / precision@K)."""
+
+    def __init__(
+        self,
+        database: Any,
+        queries: Any = None,
+        every_n_epochs: int = 1,
+        ks: Sequence[int] = DEFAULT_KS,
+        protocol: str = "query_database",
+    ) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be ≥ 1, got {every_n_epochs}")
+        self.database, self.queries = database, queries
+        self.every_n_epochs, self.ks, self.protocol = every_n_epochs, tuple(ks), protocol
+        self.trainer: S5VHTrainer | None = None
+
+    def on_epoch_end(self, args, state, control, **kwargs):  # noqa: D102
+        epoch = round(state.epoch or 0)
+        if self.trainer is not None and epoch % self.every_n_epochs == 0:
+            self.trainer.log(self.trainer.retrieval_metrics(self.database, self.queries, self.ks, self.protocol))
+        return control
+
+
+def _split_as_videos(split: Any) -> tuple[list[np.ndarray], list[list[int]]]:
+    """A feature dataset split (or a ``(videos, labels)`` pair) → videos and labels for evaluation."""
+    if isinstance(split, tuple):
+        return split
+    validate_feature_dataset(split)
+    if "labels" not in split.column_names:
+        raise ValueError("evaluation needs a 'labels' column")
+    rows = split.with_format("numpy", columns=["features"])
+    videos = [rows[i]["features"] for i in range(len(split))]
+    labels = split["labels"]
+    missing = [i for i, row in enumerate(labels) if row is None]
+    if missing:
+        raise ValueError(f"videos {missing[:10]} of the evaluation split have no labels")
+    return videos, labels
+
+
+class S5VHTrainer(Trainer):
+    """``Trainer`` with the self-local-global loss of S5VH.
+
+    Args:
+        model: The :class:`~s5vh_hf.S5VHModel` (hash centers already set).
+        args: Training arguments (see :func:`s5vh_training_arguments` for the preset defaults).
+        train_dataset: A feature dataset (``datasets.Dataset`` with the package schema) or an
+            :class:`~s5vh_hf.data.IndexedFeatureDataset`.
+        pseudo_labels: Cluster id of every training video ``[N]`` (from ``compute_semantic_clusters``) or a
+            :class:`PseudoLabelStore`.
+        eval_database, eval_queries: Optional splits for :meth:`evaluate` (retrieval mAP@K).
+        allow_query_split_selection: Permit model selection on a split named ``test``/``query``.
+        **kwargs: Passed on to ``Trainer``.
+    """
+
+    # compute_loss returns the per-batch mean; training_step divides it by the accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(
+        self,
+        model: S5VHModel,
+        args: TrainingArguments,
+        train_dataset: Any,
+        pseudo_labels: np.ndarray | torch.Tensor | PseudoLabelStore,
+        eval_database: Any = None,
+        eval_queries: Any = None,
+        eval_ks: Sequence[int] = DEFAULT_KS,
+        eval_protocol: str = "query_database",
+        allow_query_split_selection: bool = False,
+        data_collator: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(model, S5VHModel):
+            raise TypeError(f"S5VHTrainer trains an S5VHModel, got {type(model).__name__}")
+        if not isinstance(train_dataset, IndexedFeatureDataset):
+            train_dataset = IndexedFeatureDataset(train_dataset)
+        store = (
+            pseudo_labels
+            if isinstance(pseudo_labels, PseudoLabelStore)
+            else PseudoLabelStore(pseudo_labels, model.config.num_hash_centers)
+        )
+        if store.num_clusters != model.config.num_hash_centers:
+            raise ValueError(
+                f"pseudo-labels have {store.num_clusters} clusters but the model has "
+                f"{model.config.num_hash_centers} hash centers"
+            )
+        if len(store) != len(train_dataset):
+            raise ValueError(f"{len(store)} pseudo-labels for {len(train_dataset)} training videos")
+        if args.remove_unused_columns:
+            args.remove_unused_columns = False  # the collator needs every column
+        self._check_model_selection_split(args, eval_queries, allow_query_split_selection)
+        collator = data_collator or TwoViewCollator(
+            model.config.mask_ratio, feature_dim=model.config.feature_dim, draw_views=False
+        )
+        super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=collator, **kwargs)
+        self.pseudo_labels = store
+        self.eval_database, self.eval_queries = eval_database, eval_queries
+        self.eval_ks, self.eval_protocol = tuple(eval_ks), eval_protocol
+        self._term_sums = torch.zeros(3)
+        self._term_count = 0
+        for callback in self.callback_handler.callbacks:
+            if isinstance(callback, RetrievalEvaluationCallback):
+                callback.trainer = self
+
+    @staticmethod
+    def _check_model_selection_split(args: TrainingArguments, queries: Any, allowed: bool) -> None:
+        name = str(getattr(queries, "split", "") or "")
+        selecting = bool(args.load_best_model_at_end or args.metric_for_best_model)
+        if selecting and not allowed and name.lower() in HELD_OUT_SPLIT_NAMES:
+            raise ValueError(
+                f"model selection would use the held-out split {name!r}; pass a validation split, or "
+                "allow_query_split_selection=True if this is intended"
+            )
+
+    # -- loss ----------------------------------------------------------------------------------------------------
+
+    def _pseudo_label_targets(self, model: S5VHModel, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Targets ``[B, K]``: the stored labels, refreshed from the warm-up epoch on (spec §3)."""
+        index = inputs["video_index"]
+        config = model.config
+        epoch = int(self.state.epoch or 0)
+        if epoch < config.warmup_epochs:
+            return self.pseudo_labels.get(index).to(inputs["features"].device)
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            logits = model.pseudo_label_logits(inputs["features"], inputs["frame_mask"])
+        model.train(was_training)
+        updated = self.pseudo_labels.refresh(index, logits, config.pseudo_label_smoothing)
+        if self.accelerator.num_processes > 1:
+            self._share_refresh(index, updated)
+        return updated.to(inputs["features"].device)
+
+    def _share_refresh(self, index: torch.Tensor, labels: torch.Tensor) -> None:
+        """Apply every process's refreshed labels to this process's store, so all copies stay equal."""
+        device = self.accelerator.device
+        count = torch.tensor([len(index)], device=device)
+        padded_index = self.accelerator.pad_across_processes(index.to(device), dim=0, pad_index=-1)
+        padded_labels = self.accelerator.pad_across_processes(labels.to(device), dim=0)
+        all_index = self.accelerator.gather(padded_index).cpu()
+        all_labels = self.accelerator.gather(padded_labels).cpu()
+        self.accelerator.gather(count)  # keeps the collective calls aligned across processes
+        valid = all_index >= 0
+        self.pseudo_labels.assign(all_index[valid], all_labels[valid])
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """SLG loss of the collator's two views (reconstruction + α·contrastive + β·center alignment)."""
+        unwrapped = self.accelerator.unwrap_model(model)
+        if inputs["features"].shape[0] < 2:
+            raise ValueError(
+                "a training batch holds one video, but the contrastive loss needs two; use a batch size ≥ 2 and "
+                "dataloader_drop_last=True when the dataset size leaves a batch of one"
+            )
+        targets = self._pseudo_label_targets(unwrapped, inputs)
+        if "visible_mask_1" in inputs:
+            visible_1, visible_2 = inputs["visible_mask_1"], inputs["visible_mask_2"]
+        else:  # drawn here, from the global RNG the Trainer checkpoints, so that resumed runs draw the same views
+            frame_mask = inputs["frame_mask"]
+            visible_1, visible_2 = two_view_visible_masks(frame_mask.cpu(), unwrapped.config.mask_ratio)
+            visible_1, visible_2 = visible_1.to(frame_mask.device), visible_2.to(frame_mask.device)
+        loss = two_view_slg_loss(model, inputs["features"], inputs["frame_mask"], visible_1, visible_2, targets)
+        if not torch.isfinite(loss.total):
+            raise FloatingPointError(
+                f"non-finite SLG loss at step {self.state.global_step} (reconstruction {loss.reconstruction.item():.4g},"
+                f" contrastive {loss.contrastive.item():.4g}, center {loss.center.item():.4g}); training stopped. "
+                f"The last checkpoint in {self.args.output_dir} is the last good state; lower the learning rate or "
+                "check the features."
+            )
+        terms = torch.stack([loss.reconstruction, loss.contrastive, loss.center]).detach().float().cpu()
+        self._term_sums += terms
+        self._term_count += 1
+        return (loss.total, loss) if return_outputs else loss.total
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Adds the mean SLG terms since the last training log (``loss_rec``, ``loss_con``, ``loss_ca``)."""
+        if "loss" in logs and self._term_count:
+            means = self._term_sums / self._term_count
+            if self.accelerator.num_processes > 1:
+                means = self.accelerator.reduce(means.to(self.accelerator.device), "mean").cpu()
+            logs.update({"loss_rec": means[0].item(), "loss_con": means[1].item(), "loss_ca": means[2].item()})
+            self._term_sums.zero_()
+            self._term_count = 0
+        super().log(logs, start_time)
+
+    # -- checkpoints -----------------------------------------------------------------------------------------------
+
+    def _save_checkpoint(self, model, trial) -> None:
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+            self.pseudo_labels.save(os.path.join(folder, PSEUDO_LABELS_FILE))
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
+        """``Trainer.train``; on resume the pseudo-label state of the checkpoint is restored as well."""
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"no checkpoint found in {self.args.output_dir} to resume from")
+        if resume_from_checkpoint:
+            path = os.path.join(resume_from_checkpoint, PSEUDO_LABELS_FILE)
+            if not os.path.isfile(path):
+                raise ValueError(
+                    f"{resume_from_checkpoint} has no {PSEUDO_LABELS_FILE}; it was not written by S5VHTrainer"
+                )
+            self.pseudo_labels.load(path)
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    # -- evaluation ------------------------------------------------------------------------------------------------
+
+    def retrieval_metrics(
+        self, database: Any, queries: Any = None, ks: Sequence[int] = DEFAULT_KS, protocol: str = "query_database"
+    ) -> dict[str, float]:
+        """mAP@K (÷K), standard mAP@K and precision@K of the current model, keys prefixed with ``eval_``."""
+        model = self.accelerator.unwrap_model(self.model)
+        database_split = _split_as_videos(database)
+        query_split = _split_as_videos(queries) if queries is not None else None
+        report = evaluate_retrieval(
+            model, database_split, query_split, ks=tuple(ks), protocol=protocol, show_progress_bar=False
+        )
+        metrics = {f"eval_map@{k}": v for k, v in report.map_at_k.items()}
+        metrics.update({f"eval_standard_map@{k}": v for k, v in report.standard_map_at_k.items()})
+        metrics.update({f"eval_precision@{k}": v for k, v in report.precision_at_k.items()})
+        return metrics
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """Retrieval evaluation on ``eval_database`` / ``eval_queries`` (there is no loss to evaluate)."""
+        if self.eval_database is None:
+            raise ValueError("S5VHTrainer.evaluate needs eval_database (and eval_queries unless all-vs-all)")
+        metrics = self.retrieval_metrics(self.eval_database, self.eval_queries, self.eval_ks, self.eval_protocol)
+        if metric_key_prefix != "eval":
+            metrics = {k.replace("eval_", f"{metric_key_prefix}_", 1): v for k, v in metrics.items()}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+def steps_per_epoch(num_videos: int, batch_size: int, processes: int = 1, accumulation: int = 1) -> int:
+    """Optimizer steps in one epoch (handy for choosing save/eval intervals)."""
+    return max(1, math.ceil(num_videos / (batch_size * processes)) // accumulation)

@@ -1,0 +1,204 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainerCallback, set_seed
+
+from s5vh_hf import S5VHModel
+from s5vh_hf.data import IndexedFeatureDataset, TwoViewCollator, load_feature_dataset, write_feature_split
+from s5vh_hf.hash_centers import compute_semantic_clusters, generate_hash_centers
+from s5vh_hf.synthetic import make_synthetic_videos
+from s5vh_hf.trainer import (
+    PSEUDO_LABELS_FILE,
+    PseudoLabelStore,
+    RetrievalEvaluationCallback,
+    S5VHTrainer,
+    s5vh_training_arguments,
+)
+
+from .conftest import make_tiny_config
+
+
+class _StopAt(TrainerCallback):
+    """Simulates an interruption right after the checkpoint of step ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+        return control
+
+
+@pytest.fixture(scope="module")
+def feature_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("features")
+    data = make_synthetic_videos(num_videos=48, num_classes=4, feature_dim=24, num_frames=8, min_frames=6, seed=0)
+    labels = [[int(x)] for x in data.labels]
+    write_feature_split(folder, "train", data.videos(), data.video_ids, labels, shard_size=20)
+    write_feature_split(folder, "validation", data.videos()[:20], data.video_ids[:20], labels[:20])
+    return folder
+
+
+def _setup(feature_folder, tmp_path, **arg_overrides):
+    set_seed(0)
+    config = make_tiny_config(num_hash_centers=4, warmup_epochs=1, pseudo_label_smoothing=0.5)
+    model = S5VHModel(config)
+    train = load_feature_dataset(feature_folder, split="train")
+    clusters = compute_semantic_clusters(train, n_clusters=4, pca_dim=8, seed=0)
+    model.set_hash_centers(generate_hash_centers(clusters.semantic_centers, 16, seed=0).centers)
+    values = dict(
+        num_train_epochs=3,
+        per_device_train_batch_size=8,
+        learning_rate=1e-3,
+        logging_steps=2,
+        save_strategy="no",
+        seed=0,
+        dataloader_drop_last=True,
+        use_cpu=True,
+    )
+    values.update(arg_overrides)
+    args = s5vh_training_arguments(config, str(tmp_path / "run"), **values)
+    return model, train, clusters, args
+
+
+def test_training_logs_every_term_and_refreshes_labels_after_warmup(feature_folder, tmp_path):
+    model, train, clusters, args = _setup(feature_folder, tmp_path)
+    trainer = S5VHTrainer(model, args, train, clusters.pseudo_labels)
+    initial = trainer.pseudo_labels.soft_labels.clone()
+    before = model.encoder.patch_embed.weight.detach().clone()
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert logs and all({"loss_rec", "loss_con", "loss_ca"} <= set(entry) for entry in logs)
+    assert all(math.isfinite(entry["loss"]) for entry in logs)
+    assert not torch.equal(before, model.encoder.patch_embed.weight)
+    changed = ~torch.isclose(trainer.pseudo_labels.soft_labels, initial).all(1)
+    assert changed.sum() > 0  # refreshed from the warm-up epoch (1) on
+    assert torch.allclose(trainer.pseudo_labels.soft_labels.sum(1), torch.ones(48))
+    assert trainer.args.learning_rate == 1e-3 and trainer.args.lr_scheduler_type == "cosine_with_min_lr"
+
+
+def test_no_refresh_before_warmup(feature_folder, tmp_path):
+    model, train, clusters, args = _setup(feature_folder, tmp_path, num_train_epochs=1)
+    trainer = S5VHTrainer(model, args, train, clusters.pseudo_labels)
+    initial = trainer.pseudo_labels.soft_labels.clone()
+    trainer.train()
+    assert torch.equal(trainer.pseudo_labels.soft_labels, initial)
+
+
+def test_resume_reproduces_the_uninterrupted_run(feature_folder, tmp_path):
+    overrides = dict(num_train_epochs=3, logging_steps=1, save_strategy="steps", save_steps=7)
+    model, train, clusters, args = _setup(feature_folder, tmp_path / "full", **overrides)
+    full = S5VHTrainer(model, args, train, clusters.pseudo_labels)
+    full.train()
+    full_losses = [e["loss"] for e in full.state.log_history if "loss" in e]
+    full_labels = full.pseudo_labels.soft_labels.clone()
+
+    model, train, clusters, args = _setup(feature_folder, tmp_path / "cut", **overrides)
+    S5VHTrainer(model, args, train, clusters.pseudo_labels, callbacks=[_StopAt(7)]).train()  # interrupted
+    checkpoint = tmp_path / "cut" / "run" / "checkpoint-7"
+    assert (checkpoint / PSEUDO_LABELS_FILE).exists()
+    model, train, clusters, args = _setup(feature_folder, tmp_path / "cut", **overrides)
+    resumed = S5VHTrainer(model, args, train, clusters.pseudo_labels)
+    resumed.train(resume_from_checkpoint=True)
+    resumed_losses = [e["loss"] for e in resumed.state.log_history if "loss" in e]
+    assert len(resumed_losses) == len(full_losses)
+    np.testing.assert_allclose(resumed_losses[7:], full_losses[7:], rtol=1e-4)
+    torch.testing.assert_close(resumed.pseudo_labels.soft_labels, full_labels, rtol=1e-4, atol=1e-6)
+
+
+def test_gradient_accumulation_scales_the_loss(feature_folder, tmp_path):
+    model, train, clusters, args = _setup(feature_folder, tmp_path, gradient_accumulation_steps=2, max_steps=2)
+    trainer = S5VHTrainer(model, args, train, clusters.pseudo_labels)
+    assert trainer.loss_is_scaled_for_ga is False
+    seen = []
+    original = trainer.accelerator.backward
+    trainer.accelerator.backward = lambda loss, **kw: (seen.append(loss.item()), original(loss, **kw))[1]
+    losses = []
+    original_compute = trainer.compute_loss
+    trainer.compute_loss = lambda *a, **kw: (lambda v: (losses.append(v.item()), v)[1])(original_compute(*a, **kw))
+    trainer.train()
+    assert len(seen) == 4
+    np.testing.assert_allclose(seen, np.array(losses) / 2, rtol=1e-6)
+
+
+def test_evaluation_callback_and_evaluate(feature_folder, tmp_path):
+    model, train, clusters, args = _setup(feature_folder, tmp_path, num_train_epochs=2)
+    validation = load_feature_dataset(feature_folder, split="validation")
+    callback = RetrievalEvaluationCallback(validation, None, every_n_epochs=1, ks=(5, 10), protocol="all_vs_all")
+    trainer = S5VHTrainer(
+        model, args, train, clusters.pseudo_labels, eval_database=validation, eval_protocol="all_vs_all",
+        eval_ks=(5,), callbacks=[callback],
+    )  # fmt: skip
+    trainer.train()
+    evaluations = [e for e in trainer.state.log_history if "eval_map@10" in e]
+    assert len(evaluations) == 2 and 0 < evaluations[-1]["eval_map@5"] <= 1
+    metrics = trainer.evaluate()
+    assert set(metrics) >= {"eval_map@5", "eval_standard_map@5", "eval_precision@5"}
+
+
+def test_model_selection_refuses_a_query_split(feature_folder, tmp_path):
+    model, train, clusters, args = _setup(feature_folder, tmp_path, metric_for_best_model="map@20")
+    queries = load_feature_dataset(feature_folder, split="validation")
+    named_query = load_feature_dataset(feature_folder, split="validation")
+    named_query._split = "query"
+    with pytest.raises(ValueError, match="held-out split 'query'"):
+        S5VHTrainer(model, args, train, clusters.pseudo_labels, eval_database=queries, eval_queries=named_query)
+    S5VHTrainer(
+        model, args, train, clusters.pseudo_labels, eval_database=queries, eval_queries=named_query,
+        allow_query_split_selection=True,
+    )  # fmt: skip
+
+
+def test_bad_setups_are_reported(feature_folder, tmp_path):
+    model, train, clusters, args = _setup(feature_folder, tmp_path)
+    with pytest.raises(ValueError, match="lie in \\[0, 4\\)"):
+        PseudoLabelStore(np.array([0, 5, 1]), 4)
+    with pytest.raises(ValueError, match="range"):
+        S5VHTrainer(model, args, train, np.full(48, 7))
+    with pytest.raises(ValueError, match="47 pseudo-labels for 48"):
+        S5VHTrainer(model, args, train, clusters.pseudo_labels[:47])
+    with pytest.raises(ValueError, match="missing column"):
+        S5VHTrainer(model, args, train.remove_columns(["num_frames"]), clusters.pseudo_labels)
+    with pytest.raises(ValueError, match="no checkpoint"):
+        S5VHTrainer(model, args, train, clusters.pseudo_labels).train(resume_from_checkpoint=True)
+
+
+def test_a_batch_of_one_video_is_a_clear_error(feature_folder, tmp_path):
+    model, train, clusters, args = _setup(feature_folder, tmp_path, per_device_train_batch_size=1, max_steps=1)
+    with pytest.raises(ValueError, match="contrastive loss needs two"):
+        S5VHTrainer(model, args, train, clusters.pseudo_labels).train()
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(feature_folder, tmp_path):
+    model, train, clusters, args = _setup(feature_folder, tmp_path, save_strategy="steps", save_steps=2, max_steps=6)
+    trainer = S5VHTrainer(model, args, train, clusters.pseudo_labels)
+    original = trainer.compute_loss
+    calls = {"n": 0}
+
+    def poisoned(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            with torch.no_grad():
+                model.decoder.head.weight.fill_(float("nan"))
+        return original(*a, **kw)
+
+    trainer.compute_loss = poisoned
+    with pytest.raises(FloatingPointError, match="non-finite SLG loss at step 3"):
+        trainer.train()
+    checkpoint = tmp_path / "run" / "checkpoint-2"
+    assert (checkpoint / "model.safetensors").exists() and (checkpoint / PSEUDO_LABELS_FILE).exists()
+    reloaded = S5VHModel.from_pretrained(checkpoint)
+    assert torch.isfinite(reloaded.decoder.head.weight).all()
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+
+
+def test_indexed_dataset_and_collator_feed_video_indices(feature_folder):
+    train = load_feature_dataset(feature_folder, split="train")
+    indexed = IndexedFeatureDataset(train)
+    batch = TwoViewCollator(0.5, seed=0)([indexed[i] for i in (5, 2)])
+    assert batch["video_index"].tolist() == [5, 2]
