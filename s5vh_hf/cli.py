@@ -1,65 +1,321 @@
-"""The ``s5vh`` command: thin argument parsing over the library."""
+"""The ``s5vh`` command: thin argument parsing over the library (each subcommand calls one or two functions)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
-import numpy as np
+EXAMPLES = {
+    "demo": "s5vh demo                       # everything, on the embedded synthetic dataset\n"
+    "s5vh demo --epochs 3 --out /tmp/demo",
+    "convert-features": "s5vh convert-features fcv_train_feats.h5 --split train --labels fcv_train_labels.mat --out fcvid/",
+    "preprocess": "s5vh preprocess fcvid/ --bits 64 --clusters 450 --out fcvid-centers/",
+    "train": "s5vh train fcvid/ --preset fcvid-64 --centers fcvid-centers/hash_centers_64.safetensors --out runs/fcvid-64",
+    "encode": "s5vh encode runs/fcvid-64 fcvid/ --split database --out codes/\n"
+    "accelerate launch --num_processes 2 -m s5vh_hf.cli encode runs/fcvid-64 fcvid/ --split database --out codes/",
+    "evaluate": "s5vh evaluate runs/fcvid-64 fcvid/ --protocol fcvid --json report.json --plot curves.png",
+    "search": "s5vh search runs/fcvid-64 fcvid/ --database-split database --query-split query --k 10 --limit 3",
+    "push": "s5vh push runs/fcvid-64 me/s5vh-fcvid-64 --private",
+    "convert-checkpoint": "s5vh convert-checkpoint fcvid_64.pth --preset fcvid-64 --centers hash_center_64.h5 --out s5vh-fcvid-64",
+}
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+# ------------------------------------------------------------------------------------------------ subcommands
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import torch
+    from .demo import run_demo
+
+    run_demo(out_dir=Path(args.out), epochs=args.epochs, seed=args.seed, show_progress=not args.quiet)
+    return 0
+
+
+def _convert_features(args: argparse.Namespace) -> int:
+    from .data import import_h5_features
+
+    shards = import_h5_features(
+        args.features,
+        args.out,
+        args.split,
+        labels_mat=args.labels,
+        label_key=args.label_key,
+        shard_size=args.shard_size,
+        dtype=args.dtype,
+        show_progress_bar=True,
+    )
+    print(f"wrote {len(shards)} shard(s) of split {args.split!r} under {Path(args.out) / 'data'}")
+    return 0
+
+
+def _preprocess(args: argparse.Namespace) -> int:
+    from .data import load_feature_dataset
+    from .hash_centers import compute_semantic_clusters, generate_hash_centers, save_hash_centers
+
+    dataset = load_feature_dataset(args.dataset, split=args.split)
+    print(f"clustering {len(dataset)} videos into {args.clusters} clusters …")
+    clusters = compute_semantic_clusters(dataset, n_clusters=args.clusters, pca_dim=args.pca_dim, seed=args.seed)
+    centers = generate_hash_centers(clusters.semantic_centers, args.bits, seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"hash_centers_{args.bits}.safetensors"
+    save_hash_centers(path, centers.centers, clusters.pseudo_labels, seed=args.seed, source=str(args.dataset))
+    print(centers.report.summary())
+    if not centers.report.constraint_satisfied:
+        print("warning: the minimum-distance bound was not reached", file=sys.stderr)
+    print(f"wrote {path}")
+    return 0
+
+
+def _load_model(path: str):
+    from .modeling_s5vh import S5VHModel
+
+    if not Path(path).exists():
+        raise CLIError(f"no model at {path} (expected a folder written by save_pretrained)")
+    return S5VHModel.from_pretrained(path)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from transformers import set_seed
 
     from .configuration_s5vh import S5VHConfig
+    from .data import load_feature_dataset
+    from .hash_centers import compute_semantic_clusters, generate_hash_centers, load_hash_centers
     from .modeling_s5vh import S5VHModel
-    from .synthetic import make_synthetic_videos
+    from .trainer import S5VHTrainer, s5vh_training_arguments
 
-    torch.manual_seed(args.seed)
-    data = make_synthetic_videos(num_videos=args.videos, feature_dim=64, num_frames=16, min_frames=8, seed=args.seed)
-    config = S5VHConfig(feature_dim=64, hidden_size=32, encoder_depth=2, decoder_hidden_size=32, code_length=32)
-    model = S5VHModel(config).eval()
-    start = time.perf_counter()
-    codes = model.encode(data.videos(), output="packed", show_progress_bar=False)
-    elapsed = time.perf_counter() - start
-    query = codes[:1]
-    distances = np.unpackbits(query ^ codes, axis=1).sum(1)
-    nearest = np.argsort(distances, kind="stable")[:5]
-    print(f"Encoded {len(codes)} synthetic videos into {config.code_length}-bit codes in {elapsed:.2f} s")
-    print(f"Nearest videos to {data.video_ids[0]} (label {data.labels[0]}), untrained model:")
-    for rank, index in enumerate(nearest, 1):
-        print(f"  {rank}. {data.video_ids[index]}  label {data.labels[index]}  Hamming {distances[index]}")
+    set_seed(args.seed)
+    train = load_feature_dataset(args.dataset, split=args.split)
+    if args.config:
+        config = S5VHConfig.from_pretrained(args.config)
+    else:
+        config = S5VHConfig.from_preset(args.preset, model_size=args.model_size)
+    if args.centers:
+        stored = load_hash_centers(args.centers)
+        if stored.pseudo_labels is None:
+            raise CLIError(f"{args.centers} holds no pseudo-labels; write it with `s5vh preprocess`")
+        centers, labels = stored.centers, stored.pseudo_labels
+    else:
+        clusters = compute_semantic_clusters(train, n_clusters=config.num_hash_centers, seed=args.seed)
+        centers = generate_hash_centers(clusters.semantic_centers, config.code_length, seed=args.seed).centers
+        labels = clusters.pseudo_labels
+    model = S5VHModel(config)
+    model.set_hash_centers(centers)
+    overrides = dict(save_strategy="epoch", logging_steps=args.logging_steps, seed=args.seed)
+    if args.epochs is not None:
+        overrides["num_train_epochs"] = args.epochs
+    if args.batch_size is not None:
+        overrides["per_device_train_batch_size"] = args.batch_size
+    if args.max_steps is not None:
+        overrides["max_steps"] = args.max_steps
+    training_args = s5vh_training_arguments(config, args.out, **overrides)
+    trainer = S5VHTrainer(model, training_args, train, labels)
+    trainer.train(resume_from_checkpoint=True if args.resume else None)
+    trainer.save_model(args.out)
+    print(f"saved the trained model to {args.out}")
     return 0
+
+
+def _encode(args: argparse.Namespace) -> int:
+    from .data import load_feature_dataset
+    from .encoding import encode_dataset_to_files
+
+    model = _load_model(args.model)
+    dataset = load_feature_dataset(args.dataset, split=args.split)
+    result = encode_dataset_to_files(model, dataset, args.out, chunk_size=args.chunk_size, batch_size=args.batch_size)
+    if result is not None:
+        print(f"wrote {result}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .data import load_feature_dataset
+    from .evaluation import evaluate_retrieval, resolve_protocol
+    from .recipes import split_videos_and_labels
+
+    model = _load_model(args.model)
+    protocol = resolve_protocol(args.protocol)
+    database = split_videos_and_labels(load_feature_dataset(args.dataset, split=args.database_split))
+    queries = None
+    if protocol == "query_database":
+        queries = split_videos_and_labels(load_feature_dataset(args.dataset, split=args.query_split))
+    ks = tuple(int(k) for k in args.ks.split(","))
+    report = evaluate_retrieval(model, database, queries, ks=ks, protocol=protocol, pr_curve=bool(args.plot))
+    print(report.table())
+    if args.json:
+        report.save_json(args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        report.plot(args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from .data import load_feature_dataset
+    from .retrieval import HammingIndex
+
+    model = _load_model(args.model)
+    database = load_feature_dataset(args.dataset, split=args.database_split)
+    queries = load_feature_dataset(args.dataset, split=args.query_split)
+    if args.limit:
+        queries = queries.select(range(min(args.limit, len(queries))))
+    features = lambda split: [r["features"] for r in split.with_format("numpy", columns=["features"])]  # noqa: E731
+    index = HammingIndex.from_codes(model.encode(features(database), output="packed"))
+    distances, ids = index.search(model.encode(features(queries), output="packed"), args.k)
+    database_ids = database["video_id"]
+    results = []
+    for query_id, row_d, row_i in zip(queries["video_id"], distances, ids):
+        hits = [{"video_id": database_ids[i], "hamming": int(d)} for d, i in zip(row_d, row_i)]
+        results.append({"query": query_id, "results": hits})
+        if not args.json:
+            print(f"{query_id}: " + ", ".join(f"{h['video_id']} ({h['hamming']})" for h in hits))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from .hub import push_model_folder
+
+    url = push_model_folder(args.model, args.repo_id, token=args.token, private=args.private)
+    print(f"pushed {args.model} to {url}")
+    return 0
+
+
+def _convert_checkpoint(args: argparse.Namespace) -> int:
+    from .convert import convert_original_checkpoint
+
+    model = convert_original_checkpoint(args.checkpoint, args.preset, hash_centers=args.centers)
+    model.save_pretrained(args.out)
+    print(f"converted {args.checkpoint} → {args.out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------- parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s5vh", description="Self-supervised video hashing with S5VH.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
-        "demo",
-        help="run the end-to-end demo on the embedded synthetic dataset",
-        description="Generate the embedded synthetic dataset, encode it and show a Hamming search.",
-        epilog="example: s5vh demo --videos 300",
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, handler) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog="example:\n  " + EXAMPLES[name].replace("\n", "\n  "),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    demo = command("demo", "run the end-to-end demo on the embedded synthetic dataset", _demo)
+    demo.add_argument("--out", default="s5vh-output/demo", help="output folder (default s5vh-output/demo)")
+    demo.add_argument("--epochs", type=int, default=12, help="training epochs (default 12, about 35 s here)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    convert = command("convert-features", "convert HDF5 (+ .mat labels) features to parquet shards", _convert_features)
+    convert.add_argument("features", help="HDF5 file with a 'feats' dataset [N, T, D]")
+    convert.add_argument("--split", required=True, help="split name, e.g. train, database, query")
+    convert.add_argument("--out", required=True, help="dataset folder to write (data/ + README.md)")
+    convert.add_argument("--labels", help=".mat file with multi-hot labels")
+    convert.add_argument("--label-key", help="key in the .mat file (default labels, or re_label/q_label)")
+    convert.add_argument("--shard-size", type=int, default=2048)
+    convert.add_argument("--dtype", choices=("float16", "float32"), default="float16")
+
+    pre = command("preprocess", "cluster the training videos and generate hash centers", _preprocess)
+    pre.add_argument("dataset", help="feature dataset folder or Hub repo id")
+    pre.add_argument("--split", default="train")
+    pre.add_argument("--bits", type=int, required=True, help="code length L")
+    pre.add_argument("--clusters", type=int, required=True, help="number of clusters / hash centers K")
+    pre.add_argument("--pca-dim", type=int, default=512)
+    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--out", required=True, help="folder for hash_centers_<L>.safetensors")
+
+    train = command("train", "train S5VH self-supervised on a feature dataset", _train)
+    train.add_argument("dataset", help="feature dataset folder or Hub repo id")
+    train.add_argument("--split", default="train")
+    train.add_argument("--preset", default="fcvid-64", help="config preset <dataset>-<bits> (default fcvid-64)")
+    train.add_argument("--model-size", default="small", choices=("mini", "small", "base"))
+    train.add_argument("--config", help="a config folder/json instead of a preset")
+    train.add_argument("--centers", help="hash_centers_<L>.safetensors from `s5vh preprocess` (default: compute)")
+    train.add_argument("--out", required=True, help="output folder (checkpoints and final model)")
+    train.add_argument("--epochs", type=float)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--max-steps", type=int)
+    train.add_argument("--logging-steps", type=int, default=50)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+
+    enc = command("encode", "encode a dataset split into binary codes (resumable, multi-process)", _encode)
+    enc.add_argument("model", help="model folder")
+    enc.add_argument("dataset", help="feature dataset folder or Hub repo id")
+    enc.add_argument("--split", default="database")
+    enc.add_argument("--out", required=True, help="output folder: codes.parquet (video_id, code) when done")
+    enc.add_argument("--chunk-size", type=int, default=8192, help="videos per resumable chunk")
+    enc.add_argument("--batch-size", type=int, default=256)
+
+    ev = command("evaluate", "mAP@K of a model on a dataset with the paper's protocol", _evaluate)
+    ev.add_argument("model", help="model folder")
+    ev.add_argument("dataset", help="feature dataset folder or Hub repo id")
+    ev.add_argument("--protocol", default="query_database", help="query_database, all_vs_all or a dataset name")
+    ev.add_argument("--database-split", default="database")
+    ev.add_argument("--query-split", default="query")
+    ev.add_argument("--ks", default="5,20,40,60,80,100")
+    ev.add_argument("--json", help="write the report as JSON")
+    ev.add_argument("--plot", help="write mAP@K and PR curves as PNG")
+
+    se = command("search", "top-k database videos for query videos", _search)
+    se.add_argument("model", help="model folder")
+    se.add_argument("dataset", help="feature dataset folder or Hub repo id")
+    se.add_argument("--database-split", default="database")
+    se.add_argument("--query-split", default="query")
+    se.add_argument("--k", type=int, default=10)
+    se.add_argument("--limit", type=int, help="only the first N queries")
+    se.add_argument("--json", help="write the results as JSON instead of printing")
+
+    push = command("push", "push a saved model (with its model card) to the Hub", _push)
+    push.add_argument("model", help="model folder")
+    push.add_argument("repo_id", help="target repo, e.g. me/s5vh-fcvid-64")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--token")
+
+    conv = command(
+        "convert-checkpoint", "convert an authors' .pth checkpoint to a Hugging Face model", _convert_checkpoint
     )
-    demo.add_argument("--videos", type=int, default=600, help="number of synthetic videos (default 600)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    demo.set_defaults(handler=_demo)
+    conv.add_argument("checkpoint", help="<dataset>_<bits>.pth from the authors' release")
+    conv.add_argument("--preset", required=True, help="preset of the checkpoint, e.g. fcvid-64")
+    conv.add_argument("--centers", help="hash_center_<L>.h5 of the release (optional)")
+    conv.add_argument("--out", required=True, help="output folder")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    start = time.perf_counter()
     try:
-        return args.handler(args)
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as error:
+        status = args.handler(args)
+    except (CLIError, ValueError, TypeError, FileNotFoundError, KeyError, OSError) as error:
         if args.debug:
             raise
-        print(f"s5vh {args.command}: error: {error}", file=sys.stderr)
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"s5vh {args.command}: error: {message}", file=sys.stderr)
         return 2
+    if args.command not in ("search",) and sys.stdout.isatty():
+        print(f"done in {time.perf_counter() - start:.1f} s")
+    return status
 
 
 if __name__ == "__main__":

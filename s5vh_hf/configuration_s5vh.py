@@ -15,6 +15,9 @@ from transformers import PretrainedConfig
 MODEL_SIZES: dict[str, int] = {"mini": 1, "small": 6, "base": 12}
 """Encoder depth (number of bidirectional Mamba blocks) of each named model size."""
 
+CONFIG_FORMAT_VERSION = 1
+"""Version of the config layout this package writes; a config from a newer version is refused clearly."""
+
 SUPPORTED_TEMPORAL_MIXERS = ("mamba",)
 SIGN_TIE_RULES = ("positive", "negative", "zero")
 DECODER_TOKEN_ORDERS = ("temporal", "visible_first")
@@ -104,8 +107,15 @@ class S5VHConfig(PretrainedConfig):
         scan_implementation: str = "auto",
         training_defaults: dict[str, Any] | None = None,
         dataset_name: str | None = None,
+        s5vh_format_version: int = CONFIG_FORMAT_VERSION,
         **kwargs: Any,
     ) -> None:
+        if s5vh_format_version > CONFIG_FORMAT_VERSION:
+            raise ValueError(
+                f"this S5VH config was written by a newer s5vh-hf (format {s5vh_format_version}; this version reads "
+                f"up to {CONFIG_FORMAT_VERSION}); upgrade with `pip install -U s5vh-hf`"
+            )
+        self.s5vh_format_version = s5vh_format_version
         self.feature_dim = feature_dim
         self.hidden_size = hidden_size
         self.encoder_depth = encoder_depth

@@ -84,8 +84,16 @@ def load_feature_dataset(
     import datasets
 
     source = str(path_or_repo_id)
-    if os.path.isdir(source) and not any(Path(source).rglob("*.parquet")):
-        raise ValueError(f"{source} holds no parquet shards (expected data/<split>-XXXXX-of-YYYYY.parquet)")
+    if os.path.isdir(source):
+        shards = sorted(Path(source).rglob("*.parquet"))
+        if not shards:
+            raise ValueError(f"{source} holds no parquet shards (expected data/<split>-XXXXX-of-YYYYY.parquet)")
+        if "cache_dir" not in load_kwargs:
+            # datasets (5.x) can hand back a stale Arrow cache for a rewritten folder of the same name; keying the
+            # cache on the shards' paths, sizes and modification times rules that out.
+            load_kwargs["cache_dir"] = os.path.join(
+                datasets.config.HF_DATASETS_CACHE, "s5vh-local", _fingerprint(shards)
+            )
     try:
         loaded = datasets.load_dataset(source, split=split, streaming=streaming, revision=revision, **load_kwargs)
     except ValueError as error:
@@ -99,6 +107,16 @@ def load_feature_dataset(
     if len(set(dims.values())) > 1:
         raise ValueError(f"splits of {source} disagree on the feature dimension: {dims}")
     return loaded
+
+
+def _fingerprint(files: Sequence[Path]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------------------------

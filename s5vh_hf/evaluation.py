@@ -196,7 +196,7 @@ def evaluate_retrieval(
     query_split = None if protocol == "all_vs_all" else queries
     if protocol == "query_database" and queries is None:
         raise ValueError("the query_database protocol needs a query split")
-    return evaluate_codes(
+    report = evaluate_codes(
         database_codes,
         database[1],
         codes_of(query_split),
@@ -205,3 +205,7 @@ def evaluate_retrieval(
         protocol=protocol,
         pr_curve=pr_curve,
     )
+    if model_or_codes is not None:
+        # The model card of the next save_pretrained reports this evaluation.
+        model_or_codes.last_evaluation = report.to_dict()
+    return report

@@ -8,9 +8,10 @@ Together with ``configuration_s5vh.py`` and ``selective_scan.py`` this file is a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -361,6 +362,10 @@ class S5VHModel(S5VHPreTrainedModel):
     binary codes for retrieval.
     """
 
+    model_card_writer: ClassVar[Callable[[Any, str], Any] | None] = None
+    """Writes README.md beside the weights on ``save_pretrained``; installed by the s5vh_hf package (this file
+    stays free of package imports so that the Hub's remote-code copy runs without it)."""
+
     def __init__(self, config: S5VHConfig) -> None:
         super().__init__(config)
         self.encoder = S5VHEncoder(config)
@@ -380,6 +385,12 @@ class S5VHModel(S5VHPreTrainedModel):
         if isinstance(model, S5VHModel):
             model.center_head.weight.requires_grad_(model.config.trainable_center_head)
         return model
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
+        """``PreTrainedModel.save_pretrained`` plus a generated model card (README.md)."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.model_card_writer is not None and kwargs.get("is_main_process", True):
+            type(self).model_card_writer(self, save_directory)
 
     # -- hash centers ------------------------------------------------------------------------------------------
 

@@ -198,3 +198,13 @@ def test_load_by_hub_repo_id_through_the_fake_hub(tmp_path, monkeypatch):
     assert remote["video_id"] == local["video_id"] == data.video_ids
     assert remote["labels"] == labels
     np.testing.assert_array_equal(remote.with_format("numpy")[8]["features"], local.with_format("numpy")[8]["features"])
+
+
+def test_rewritten_folder_is_never_served_from_a_stale_cache(tmp_path):
+    for seed in (1, 2):
+        folder = tmp_path / f"run{seed}" / "ds"  # same folder name each time
+        data = make_synthetic_videos(num_videos=9, num_classes=3, feature_dim=8, num_frames=4 + seed, seed=seed)
+        write_feature_split(folder, "train", data.videos(), data.video_ids)
+        loaded = load_feature_dataset(folder, split="train")
+        assert loaded[0]["num_frames"] == 4 + seed
+        np.testing.assert_allclose(loaded.with_format("numpy")[8]["features"], data.videos()[8], atol=5e-3)

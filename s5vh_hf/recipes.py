@@ -1,0 +1,119 @@
+"""End-to-end recipes shared by the CLI, the demo and the examples: make the embedded dataset, preprocess,
+build, train and evaluate. Each step is one call to the library; nothing here is needed to use the library.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .baselines import lsh_codes, pca_sign_codes
+from .configuration_s5vh import S5VHConfig
+from .data import load_feature_dataset, write_feature_split
+from .evaluation import RetrievalReport, evaluate_codes, evaluate_retrieval
+from .hash_centers import HashCenters, SemanticClusters, compute_semantic_clusters, generate_hash_centers
+from .modeling_s5vh import S5VHModel
+from .synthetic import make_synthetic_videos
+
+EMBEDDED_DATASET = dict(num_classes=10, num_frames=16, min_frames=12, feature_dim=64)
+"""Shape of the embedded synthetic dataset (the demo's default)."""
+
+
+def demo_config(code_length: int = 32, num_hash_centers: int = 10, **overrides: Any) -> S5VHConfig:
+    """A CPU-friendly S5VH for the embedded dataset: the published architecture at width 64, 2 blocks."""
+    values = dict(
+        feature_dim=EMBEDDED_DATASET["feature_dim"],
+        hidden_size=64,
+        encoder_depth=2,
+        decoder_hidden_size=48,
+        code_length=code_length,
+        num_hash_centers=num_hash_centers,
+        mask_ratio=0.5,
+        drop_path_rate=0.1,
+        contrastive_weight=1.0,
+        center_weight=0.1,
+        debias_tau_plus=0.1,
+        warmup_epochs=5,
+        pseudo_label_smoothing=0.01,
+        dataset_name="synthetic",
+        training_defaults={"num_train_epochs": 30, "per_device_train_batch_size": 64, "learning_rate": 1e-3},
+    )
+    values.update(overrides)
+    return S5VHConfig(**values)
+
+
+def write_embedded_dataset(
+    out_dir: str | os.PathLike, num_train: int = 1200, num_database: int = 1000, num_query: int = 300, seed: int = 0
+) -> Path:
+    """Generate the embedded synthetic dataset and write it as a feature-shard folder with ``train``,
+    ``database`` and ``query`` splits (disjoint videos drawn from the same classes). Deterministic."""
+    out_dir = Path(out_dir)
+    total = num_train + num_database + num_query
+    data = make_synthetic_videos(num_videos=total, seed=seed, **EMBEDDED_DATASET)
+    videos, labels = data.videos(), [[int(x)] for x in data.labels]
+    bounds = {
+        "train": (0, num_train),
+        "database": (num_train, num_train + num_database),
+        "query": (num_train + num_database, total),
+    }
+    for split, (start, stop) in bounds.items():
+        write_feature_split(out_dir, split, videos[start:stop], data.video_ids[start:stop], labels[start:stop])
+    return out_dir
+
+
+def preprocess(
+    train_dataset: Any, n_clusters: int, n_bits: int, pca_dim: int = 512, seed: int = 0
+) -> tuple[SemanticClusters, HashCenters]:
+    """One clustering (pseudo-labels + semantic centers) and the hash centers generated from it."""
+    clusters = compute_semantic_clusters(train_dataset, n_clusters=n_clusters, pca_dim=pca_dim, seed=seed)
+    centers = generate_hash_centers(clusters.semantic_centers, n_bits, seed=seed)
+    return clusters, centers
+
+
+def split_videos_and_labels(dataset: Any) -> tuple[list[np.ndarray], list[list[int]]]:
+    """A loaded split → (list of ``[T_i, D]`` arrays, list of label lists)."""
+    rows = dataset.with_format("numpy", columns=["features"])
+    return [rows[i]["features"] for i in range(len(dataset))], list(dataset["labels"])
+
+
+@dataclass
+class BaselineScores:
+    """mAP@K of the model and of the two mean-pooling baselines, same splits and protocol."""
+
+    model: RetrievalReport
+    lsh: RetrievalReport
+    pca: RetrievalReport
+
+    def rows(self, ks: tuple[int, ...] = (5, 20, 100)) -> list[list[str]]:
+        return [
+            [name] + [f"{report.map_at_k[k]:.3f}" for k in ks if k in report.map_at_k]
+            for name, report in (("S5VH", self.model), ("PCA-sign", self.pca), ("LSH", self.lsh))
+        ]
+
+
+def evaluate_with_baselines(
+    model: S5VHModel, folder_or_splits: Any, ks: tuple[int, ...] = (5, 20, 100), seed: int = 0
+) -> BaselineScores:
+    """Evaluate the model on the ``database``/``query`` splits, and LSH and PCA-sign (fitted on ``train``) on the
+    same splits, with the query-database protocol."""
+    splits = (
+        load_feature_dataset(folder_or_splits) if isinstance(folder_or_splits, (str, os.PathLike)) else folder_or_splits
+    )
+    database, queries = split_videos_and_labels(splits["database"]), split_videos_and_labels(splits["query"])
+    train_videos, _ = split_videos_and_labels(splits["train"])
+    report = evaluate_retrieval(model, database, queries, ks=ks, show_progress_bar=False)
+    pool = lambda videos: np.stack([v.mean(0) for v in videos])  # noqa: E731
+    db_pooled, q_pooled = pool(database[0]), pool(queries[0])
+    bits = model.config.code_length
+    lsh = lsh_codes(np.concatenate([db_pooled, q_pooled]), bits, seed=seed)
+    pca = pca_sign_codes(pool(train_videos), np.concatenate([db_pooled, q_pooled]), bits)
+    n_db = len(db_pooled)
+    return BaselineScores(
+        model=report,
+        lsh=evaluate_codes(lsh[:n_db], database[1], lsh[n_db:], queries[1], ks=ks),
+        pca=evaluate_codes(pca[:n_db], database[1], pca[n_db:], queries[1], ks=ks),
+    )
