@@ -313,9 +313,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"s5vh {args.command}: error: {message}", file=sys.stderr)
         return 2
-    if args.command not in ("search",) and sys.stdout.isatty():
+    finally:
+        _shutdown_distributed()
+    if sys.stdout.isatty():
         print(f"done in {time.perf_counter() - start:.1f} s")
     return status
+
+
+def _shutdown_distributed() -> None:
+    """Under ``accelerate launch``, tear the process group down before exit (avoids aborts at interpreter exit)."""
+    import torch.distributed
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

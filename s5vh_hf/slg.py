@@ -23,7 +23,7 @@ def two_view_slg_loss(
     view_2 = model(features, frame_mask=frame_mask, visible_mask=visible_2)
     if view_1.reconstruction is None or view_2.reconstruction is None:
         raise ValueError("both views need masked frames to reconstruct; use mask_ratio > 0 and T ≥ 2")
-    config = model.config
+    config = getattr(model, "module", model).config  # DistributedDataParallel wraps the model
     return slg_loss(
         reconstructions=(view_1.reconstruction, view_2.reconstruction),
         reconstruction_targets=(features[view_1.reconstruction_mask], features[view_2.reconstruction_mask]),
