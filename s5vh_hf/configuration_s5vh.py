@@ -18,7 +18,7 @@ MODEL_SIZES: dict[str, int] = {"mini": 1, "small": 6, "base": 12}
 CONFIG_FORMAT_VERSION = 1
 """Version of the config layout this package writes; a config from a newer version is refused clearly."""
 
-SUPPORTED_TEMPORAL_MIXERS = ("mamba",)
+SUPPORTED_TEMPORAL_MIXERS = ("mamba", "transformer", "lstm", "gru")
 SIGN_TIE_RULES = ("positive", "negative", "zero")
 DECODER_TOKEN_ORDERS = ("temporal", "visible_first")
 
@@ -54,7 +54,9 @@ class S5VHConfig(PretrainedConfig):
         center_temperature: τ_c, temperature of the center logits.
         warmup_epochs: Epoch from which pseudo-labels are refreshed.
         pseudo_label_smoothing: s, step of the pseudo-label refresh.
-        temporal_mixer: Sequence mixer of the encoder and decoder blocks (``"mamba"``).
+        temporal_mixer: Sequence model of the encoder and decoder blocks: ``"mamba"`` (bidirectional Mamba, the
+            paper), ``"transformer"`` (ConMH-style self-attention blocks), ``"lstm"`` or ``"gru"`` (bidirectional,
+            same block layout as Mamba). Same width and depth for a fair comparison.
         share_direction_weights: Release compatibility — both scan directions use one mixer (``mamba1``).
         trainable_center_head: Release compatibility — the center head is trained instead of frozen.
         refresh_skips_hash_norm: Release compatibility — the pseudo-label refresh skips the hash LayerNorm and

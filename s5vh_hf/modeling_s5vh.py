@@ -192,24 +192,97 @@ class S5VHMambaMixer(nn.Module):
         return self.out_proj(y.permute(2, 0, 1))
 
 
+class S5VHRecurrentMixer(nn.Module):
+    """A causal LSTM or GRU over a time-major sequence ``[T, B, W]`` (the recurrent alternative to Mamba)."""
+
+    def __init__(self, config: S5VHConfig, width: int) -> None:
+        super().__init__()
+        recurrent = nn.LSTM if config.temporal_mixer == "lstm" else nn.GRU
+        self.rnn = recurrent(width, width)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``hidden`` ``[T, B, W]`` → ``[T, B, W]``; output t depends on inputs 0..t only."""
+        return self.rnn(hidden)[0]
+
+
+def make_sequence_mixer(config: S5VHConfig, width: int) -> nn.Module:
+    """The causal time-major mixer of a bidirectional block: Mamba (default), LSTM or GRU."""
+    if config.temporal_mixer == "mamba":
+        return S5VHMambaMixer(config, width)
+    return S5VHRecurrentMixer(config, width)
+
+
 class S5VHBidirectionalBlock(nn.Module):
-    """``x ← x + DropPath(Mix_f(LN_1(x)) + flip(Mix_b(LN_2(flip(x)))))``, flip within each video's length."""
+    """``x ← x + DropPath(Mix_f(LN_1(x)) + flip(Mix_b(LN_2(flip(x)))))``, flip within each video's length.
+
+    The mixers are Mamba (attributes ``mamba1``/``mamba2``, the authors' names) or LSTM/GRU (``lstm1``/``lstm2``,
+    ``gru1``/``gru2``); with ``share_direction_weights`` both directions use the first.
+    """
+
+    time_major = True
 
     def __init__(self, config: S5VHConfig, width: int, drop_path_rate: float) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.norm2 = nn.LayerNorm(width, eps=config.layer_norm_eps)
-        self.mamba1 = S5VHMambaMixer(config, width)
-        self.mamba2 = None if config.share_direction_weights else S5VHMambaMixer(config, width)
+        self.mixer_names = (f"{config.temporal_mixer}1", f"{config.temporal_mixer}2")
+        setattr(self, self.mixer_names[0], make_sequence_mixer(config, width))
+        setattr(
+            self, self.mixer_names[1], None if config.share_direction_weights else make_sequence_mixer(config, width)
+        )
         self.drop_path_rate = drop_path_rate
 
-    def forward(self, hidden: torch.Tensor, reverse_index: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, hidden: torch.Tensor, reverse_index: torch.Tensor | None, valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Time-major ``hidden`` ``[T, B, W]``; ``reverse_index`` ``[T, B]`` (:func:`per_video_reverse_index`,
         transposed), or ``None`` when every video fills all T frames."""
-        backward_mixer = self.mamba1 if self.mamba2 is None else self.mamba2
-        forward_out = self.mamba1(self.norm1(hidden))
+        forward_mixer = getattr(self, self.mixer_names[0])
+        backward_mixer = getattr(self, self.mixer_names[1]) or forward_mixer
+        forward_out = forward_mixer(self.norm1(hidden))
         backward_out = _flip_time(backward_mixer(self.norm2(_flip_time(hidden, reverse_index))), reverse_index)
         return hidden + _drop_path_time_major(forward_out + backward_out, self.drop_path_rate, self.training)
+
+
+class S5VHTransformerBlock(nn.Module):
+    """ConMH-style pre-norm Transformer encoder block (multi-head self-attention with
+    ``scaled_dot_product_attention``, then a 4× GELU MLP), the attention alternative to the Mamba block."""
+
+    time_major = False
+
+    def __init__(self, config: S5VHConfig, width: int, drop_path_rate: float) -> None:
+        super().__init__()
+        self.num_heads = max(1, width // 32)
+        if width % self.num_heads:
+            raise ValueError(f"width {width} is not divisible into {self.num_heads} attention heads")
+        self.norm1 = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.attn_out = nn.Linear(width, width)
+        self.norm2 = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.fc1 = nn.Linear(width, 4 * width)
+        self.fc2 = nn.Linear(4 * width, width)
+        self.drop_path_rate = drop_path_rate
+
+    def forward(
+        self, hidden: torch.Tensor, reverse_index: torch.Tensor | None, valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Batch-major ``hidden`` ``[B, T, W]``; ``valid`` ``[B, T]`` marks real frames (None: all real)."""
+        batch, steps, width = hidden.shape
+        heads = self.num_heads
+        q, k, v = self.qkv(self.norm1(hidden)).view(batch, steps, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
+        mask = None if valid is None else valid[:, None, None, :]
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        attended = self.attn_out(attended.transpose(1, 2).reshape(batch, steps, width))
+        hidden = hidden + drop_path(attended, self.drop_path_rate, self.training)
+        mlp = self.fc2(F.gelu(self.fc1(self.norm2(hidden))))
+        return hidden + drop_path(mlp, self.drop_path_rate, self.training)
+
+
+def make_block(config: S5VHConfig, width: int, drop_path_rate: float) -> nn.Module:
+    """One encoder/decoder block of the configured temporal mixer."""
+    if config.temporal_mixer == "transformer":
+        return S5VHTransformerBlock(config, width, drop_path_rate)
+    return S5VHBidirectionalBlock(config, width, drop_path_rate)
 
 
 def _flip_time(hidden: torch.Tensor, reverse_index: torch.Tensor | None) -> torch.Tensor:
@@ -222,13 +295,21 @@ def _drop_path_time_major(x: torch.Tensor, rate: float, training: bool) -> torch
     return drop_path(x.transpose(0, 1), rate, training).transpose(0, 1)
 
 
-def _run_blocks(blocks: nn.ModuleList, hidden: torch.Tensor, reverse_index: torch.Tensor | None) -> torch.Tensor:
-    """Batch-major ``[B, T, W]`` in and out; the blocks run time-major."""
-    hidden = hidden.transpose(0, 1).contiguous()
-    reverse_index = None if reverse_index is None else reverse_index.t().contiguous()
+def _run_blocks(blocks: nn.ModuleList, hidden: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Batch-major ``[B, T, W]`` in and out. ``lengths`` ``[B]`` gives each video's real frames (right padding),
+    ``None`` when all T are real. Recurrent blocks run time-major, attention blocks batch-major."""
+    steps = hidden.shape[1]
+    reverse_index = valid = None
+    if lengths is not None:
+        reverse_index = per_video_reverse_index(lengths, steps).t().contiguous()
+        valid = torch.arange(steps, device=hidden.device)[None, :] < lengths[:, None]
+    time_major = False
     for block in blocks:
-        hidden = block(hidden, reverse_index)
-    return hidden.transpose(0, 1)
+        if block.time_major != time_major:
+            hidden = hidden.transpose(0, 1).contiguous()
+            time_major = block.time_major
+        hidden = block(hidden, reverse_index, valid)
+    return hidden.transpose(0, 1) if time_major else hidden
 
 
 class S5VHEncoder(nn.Module):
@@ -239,18 +320,16 @@ class S5VHEncoder(nn.Module):
         width = config.hidden_size
         self.patch_embed = nn.Linear(config.feature_dim, width)
         rates = torch.linspace(0, config.drop_path_rate, config.encoder_depth).tolist()
-        self.blocks = nn.ModuleList(S5VHBidirectionalBlock(config, width, rate) for rate in rates)
+        self.blocks = nn.ModuleList(make_block(config, width, rate) for rate in rates)
         self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.head = nn.Linear(width, width)
 
-    def forward(
-        self, features: torch.Tensor, positions: torch.Tensor, reverse_index: torch.Tensor | None
-    ) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, positions: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         """``features`` ``[B, V, D]`` of the visible frames, ``positions`` ``[B, V]`` their frame indices,
-        ``reverse_index`` ``[B, V]`` or ``None`` → ``[B, V, width]``."""
+        ``lengths`` ``[B]`` real frames per video (``None``: all V) → ``[B, V, width]``."""
         table = sinusoidal_position_table(int(positions.max()) + 1, self.patch_embed.out_features)
         hidden = self.patch_embed(features) + table.to(features.device)[positions]
-        return self.head(self.norm(_run_blocks(self.blocks, hidden, reverse_index)))
+        return self.head(self.norm(_run_blocks(self.blocks, hidden, lengths)))
 
 
 class S5VHDecoder(nn.Module):
@@ -259,17 +338,18 @@ class S5VHDecoder(nn.Module):
     def __init__(self, config: S5VHConfig) -> None:
         super().__init__()
         width = config.decoder_hidden_size
-        self.blocks = nn.ModuleList(S5VHBidirectionalBlock(config, width, 0.0) for _ in range(config.decoder_depth))
+        self.blocks = nn.ModuleList(make_block(config, width, 0.0) for _ in range(config.decoder_depth))
         self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.head = nn.Linear(width, config.feature_dim)
 
-    def hidden_states(self, tokens: torch.Tensor, reverse_index: torch.Tensor | None) -> torch.Tensor:
-        """``tokens`` ``[B, T, width]`` → normalised hidden states ``[B, T, width]`` (apply ``head`` to predict)."""
-        return self.norm(_run_blocks(self.blocks, tokens, reverse_index))
+    def hidden_states(self, tokens: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """``tokens`` ``[B, T, width]`` → normalised hidden states ``[B, T, width]`` (apply ``head`` to predict);
+        ``lengths`` ``[B]`` real tokens per video, ``None`` when all T are real."""
+        return self.norm(_run_blocks(self.blocks, tokens, lengths))
 
-    def forward(self, tokens: torch.Tensor, reverse_index: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         """``tokens`` ``[B, T, width]`` → predicted features ``[B, T, D]``."""
-        return self.head(self.hidden_states(tokens, reverse_index))
+        return self.head(self.hidden_states(tokens, lengths))
 
 
 class S5VHHashLayer(nn.Module):
@@ -323,7 +403,7 @@ class S5VHPreTrainedModel(PreTrainedModel):
     base_model_prefix = "s5vh"
     main_input_name = "features"
     supports_gradient_checkpointing = False
-    _no_split_modules = ["S5VHBidirectionalBlock"]
+    _no_split_modules = ["S5VHBidirectionalBlock", "S5VHTransformerBlock"]
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -346,6 +426,9 @@ class S5VHPreTrainedModel(PreTrainedModel):
             init.trunc_normal_(module.weight, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
+        elif isinstance(module, (nn.LSTM, nn.GRU)):
+            for name, param in module.named_parameters():
+                (init.xavier_uniform_ if "weight" in name else init.zeros_)(param)
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
@@ -426,7 +509,7 @@ class S5VHModel(S5VHPreTrainedModel):
         lengths = encoded_mask.sum(1)
         every_frame = bool(encoded_mask.all())
         if every_frame:
-            compact, positions, reverse_index = features, None, None
+            compact, real_lengths = features, None
             positions = torch.arange(steps, device=features.device).expand(batch, steps)
         else:
             width = int(lengths.max())
@@ -434,9 +517,8 @@ class S5VHModel(S5VHPreTrainedModel):
             order = torch.sort((~encoded_mask).to(torch.int8), dim=1, stable=True).indices[:, :width]
             positions = order
             compact = features.gather(1, order[:, :, None].expand(-1, -1, features.shape[-1]))
-            full = bool((lengths == width).all())
-            reverse_index = None if full else per_video_reverse_index(lengths, width)
-        hidden = self.encoder(compact, positions, reverse_index)
+            real_lengths = None if bool((lengths == width).all()) else lengths
+        hidden = self.encoder(compact, positions, real_lengths)
         logits = self.hash_layer(hidden, apply_norm=apply_hash_norm)
         if every_frame:
             return logits
@@ -507,8 +589,7 @@ class S5VHModel(S5VHPreTrainedModel):
             group = torch.where(encoded_mask, 0, torch.where(frame_mask, 1, 2)).to(torch.int8)
             order = torch.sort(group, dim=1, stable=True).indices
             tokens = tokens.gather(1, order[:, :, None].expand_as(tokens))
-        reverse_index = None if bool((lengths == steps).all()) else per_video_reverse_index(lengths, steps)
-        hidden = self.decoder.hidden_states(tokens, reverse_index)
+        hidden = self.decoder.hidden_states(tokens, None if bool((lengths == steps).all()) else lengths)
         if order is not None:  # back to temporal order
             hidden = hidden.gather(1, order.argsort(dim=1)[:, :, None].expand_as(hidden))
         return self.decoder.head(hidden[frame_mask & ~encoded_mask])

@@ -1,0 +1,33 @@
+"""Run the benchmark suite: ``python -m benchmarks [--quick] [--full]``.
+
+Backbones (time and memory vs T), encode/training-step speed vs the reference scan, retrieval, and hash-center
+generation; ``--full`` adds the FCVID-sized preprocessing (writes an 8.6 GiB feature file) and the conversion
+memory benchmark. Each writes its section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer frames and repeats (a smoke run)")
+    parser.add_argument("--full", action="store_true", help="also the FCVID-sized preprocessing and conversion")
+    args = parser.parse_args()
+    runs = [
+        ["benchmarks.backbones"] + (["--frames", "25,100", "--repeats", "1"] if args.quick else []),
+        ["benchmarks.encode"] + (["--repeats", "1", "--reference-repeats", "1", "--batch", "64"] if args.quick else []),
+        ["benchmarks.retrieval"] + (["--videos", "5000", "--search-database", "100000"] if args.quick else []),
+    ]
+    if args.full:
+        runs += [["benchmarks.preprocess"], ["benchmarks.convert"]]
+    for run in runs:
+        print(f"== python -m {' '.join(run)}", flush=True)
+        subprocess.run([sys.executable, "-m", *run], check=True)
+
+
+if __name__ == "__main__":
+    main()
