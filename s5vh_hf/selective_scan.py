@@ -76,15 +76,20 @@ def _scan_states_forward(
     y_t: torch.Tensor | None,
     states: torch.Tensor | None = None,
     decays: torch.Tensor | None = None,
-) -> None:
-    """Run the recurrence on one block of sequences (time-major inputs).
+    initial_state: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Run the recurrence on one block of sequences (time-major inputs); returns the final state.
 
     ``delta_t``, ``drive_scale_t`` (= Δ·u) ``[T, c, E]``; ``A2_t`` = A·log2(e) transposed ``[N, E]``;
     ``B_t``, ``C_t`` ``[T, c, N]``. Writes ``y_t`` ``[T, c, E]`` (without the D term) when given, and every
-    state / decay into ``states`` / ``decays`` ``[T, c, N, E]`` when given (for the backward pass).
+    state / decay into ``states`` / ``decays`` ``[T, c, N, E]`` when given (for the backward pass). The state
+    starts at ``initial_state`` ``[c, N, E]`` (zeros by default).
     """
     steps, chunk, inner = delta_t.shape
-    state = delta_t.new_zeros(chunk, A2_t.shape[0], inner)
+    if initial_state is None:
+        state = delta_t.new_zeros(chunk, A2_t.shape[0], inner)
+    else:
+        state = initial_state.clone()
     decay = delta_t.new_empty(chunk, A2_t.shape[0], inner)
     for t in range(steps):
         if decays is not None:
@@ -97,6 +102,7 @@ def _scan_states_forward(
             states[t].copy_(state)
         if y_t is not None:
             torch.bmm(C_t[t, :, None, :], state, out=y_t[t].unsqueeze(1))
+    return state
 
 
 class _FastSelectiveScan(torch.autograd.Function):
@@ -117,12 +123,60 @@ def _fast_forward(u, delta, A, B, C, D) -> torch.Tensor:
     steps, batch, inner = u.shape
     A2_t = (A * _LOG2_E).t().contiguous()
     drive = delta * u
-    y = u.new_empty(steps, batch, inner)
-    chunk = _chunk_size(batch, inner, A.shape[1])
-    for start in range(0, batch, chunk):
-        block = slice(start, start + chunk)
-        _scan_states_forward(delta[:, block], drive[:, block], A2_t, B[:, block], C[:, block], y[:, block])
+    segments = _segment_count(steps, batch)
+    if segments > 1:
+        y = _segmented_forward(delta, drive, A2_t, B, C, segments)
+    else:
+        y = u.new_empty(steps, batch, inner)
+        chunk = _chunk_size(batch, inner, A.shape[1])
+        for start in range(0, batch, chunk):
+            block = slice(start, start + chunk)
+            _scan_states_forward(delta[:, block], drive[:, block], A2_t, B[:, block], C[:, block], y[:, block])
     return y.addcmul_(u, D) if D is not None else y
+
+
+_TARGET_PARALLEL_SEQUENCES = 128
+_MIN_SEGMENT_STEPS = 16
+
+
+def _segment_count(steps: int, batch: int) -> int:
+    """How many time segments to scan side by side: enough that few long sequences still give each per-step
+    operation about :data:`_TARGET_PARALLEL_SEQUENCES` rows, with segments of at least 16 steps."""
+    if batch >= _TARGET_PARALLEL_SEQUENCES // 2:
+        return 1
+    return max(1, min(_TARGET_PARALLEL_SEQUENCES // batch, steps // _MIN_SEGMENT_STEPS))
+
+
+def _segmented_forward(delta, drive, A2_t, B, C, segments: int) -> torch.Tensor:
+    """Exact scan of long sequences as ``segments`` time segments run side by side (a two-level scan).
+
+    Pass 1 scans every segment from a zero state; a short sequential pass then carries the state across
+    segments (state_in[p+1] = decay(p) ⊙ state_in[p] + end(p), where decay(p) = exp(A·ΣΔ over segment p));
+    pass 2 rescans every segment from its true starting state. Only the order of multiplications changes,
+    so the result matches the sequential scan to rounding.
+    """
+    steps, batch, inner = delta.shape
+    length = -(-steps // segments)
+    padded = length * segments
+    n_state = A2_t.shape[0]
+
+    def split(x: torch.Tensor) -> torch.Tensor:  # [T, b, X] → [length, segments·b, X]
+        if padded != steps:  # Δ = 0 and no input past the end: the state passes through unchanged
+            x = torch.cat([x, x.new_zeros(padded - steps, *x.shape[1:])])
+        return x.view(segments, length, batch, x.shape[-1]).transpose(0, 1).reshape(length, segments * batch, -1)
+
+    delta_s, drive_s, B_s, C_s = split(delta), split(drive), split(B), split(C)
+    ends = _scan_states_forward(delta_s, drive_s, A2_t, B_s, C_s, None).view(segments, batch, n_state, inner)
+    total_decay = torch.exp2(delta_s.sum(0)[:, None, :] * A2_t).view(segments, batch, n_state, inner)
+    starts = torch.zeros_like(ends)
+    for p in range(1, segments):
+        torch.addcmul(ends[p - 1], total_decay[p - 1], starts[p - 1], out=starts[p])
+    y_s = delta.new_empty(length, segments * batch, inner)
+    _scan_states_forward(
+        delta_s, drive_s, A2_t, B_s, C_s, y_s, initial_state=starts.view(segments * batch, n_state, inner)
+    )
+    y = y_s.view(length, segments, batch, inner).transpose(0, 1).reshape(padded, batch, inner)
+    return y[:steps].contiguous()
 
 
 def _fast_backward(grad_y, u, delta, A, B, C, D):
