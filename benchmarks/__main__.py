@@ -19,6 +19,7 @@ def main() -> None:
     args = parser.parse_args()
     runs = [
         ["benchmarks.backbones"] + (["--frames", "25,100", "--repeats", "1"] if args.quick else []),
+        ["benchmarks.learning"] + (["--epochs", "3"] if args.quick else []),
         ["benchmarks.encode"] + (["--repeats", "1", "--reference-repeats", "1", "--batch", "64"] if args.quick else []),
         ["benchmarks.retrieval"] + (["--videos", "5000", "--search-database", "100000"] if args.quick else []),
     ]
