@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import multiprocessing
 import resource
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import machine_description, markdown_table, median_seconds, write_section
+from benchmarks.common import machine_description, markdown_table, median_seconds, run_in_child, write_section
 
 FRAMES_PER_BATCH = 6400
 PLOT_DIR = Path(__file__).parent
@@ -85,13 +84,7 @@ def _measure(backbone: str, frames: int, train: bool, repeats: int, queue) -> No
 
 def measure(backbone: str, frames: int, train: bool = False, repeats: int = 3) -> dict:
     """One measurement in a fresh process (so that its peak memory is its own)."""
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=_measure, args=(backbone, frames, train, repeats, queue))
-    process.start()
-    result = queue.get()
-    process.join()
-    return result
+    return run_in_child(_measure, backbone, frames, train, repeats)
 
 
 def fitted_exponent(frames: list[int], values: list[float]) -> float:

@@ -26,6 +26,20 @@ def median_seconds(run: Callable[[], object], repeats: int, warmup: int = 1) -> 
     return statistics.median(times)
 
 
+def run_in_child(target: Callable[..., None], *args: object) -> object:
+    """Run ``target(*args, queue)`` in a fresh (spawned) process and return what it put on the queue, so that
+    each measurement's peak memory is its own."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=target, args=(*args, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
 def machine_description() -> str:
     cpu = platform.processor() or platform.machine()
     try:

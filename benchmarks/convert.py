@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import multiprocessing
 import resource
 import shutil
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import machine_description, markdown_table, write_section
+from benchmarks.common import machine_description, markdown_table, run_in_child, write_section
 
 
 def _write(path: Path, videos: int, frames: int, dim: int) -> None:
@@ -50,16 +49,6 @@ def _naive(path: str, queue) -> None:
     queue.put((time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20))
 
 
-def _in_child(target, *args):
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=target, args=(*args, queue))
-    process.start()
-    result = queue.get()
-    process.join()
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gib", type=float, default=2.0)
@@ -75,8 +64,8 @@ def main() -> None:
     size = path.stat().st_size / 2**30
     out = workdir / "converted"
     shutil.rmtree(out, ignore_errors=True)
-    ours_s, ours_gib = _in_child(_convert, str(path), str(out))
-    naive_s, naive_gib = _in_child(_naive, str(path))
+    ours_s, ours_gib = run_in_child(_convert, str(path), str(out))
+    naive_s, naive_gib = run_in_child(_naive, str(path))
     shutil.rmtree(out, ignore_errors=True)
     print(
         f"import_h5_features: {ours_s:.1f} s, peak {ours_gib:.2f} GiB; read-all: {naive_s:.1f} s, peak {naive_gib:.2f} GiB"

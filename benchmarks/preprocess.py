@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import multiprocessing
 import resource
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import machine_description, markdown_table, write_section
+from benchmarks.common import machine_description, markdown_table, run_in_child, write_section
 
 
 def _write_features(path: Path, videos: int, frames: int, dim: int, classes: int = 239) -> None:
@@ -81,12 +80,7 @@ def main() -> None:
     if not path.exists():
         print(f"writing {path} …")
         _write_features(path, args.videos, args.frames, args.dim)
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=_preprocess, args=(str(path), args.clusters, args.bits, queue))
-    process.start()
-    timings = queue.get()
-    process.join()
+    timings = run_in_child(_preprocess, str(path), args.clusters, args.bits)
     total = timings["clusters"] + timings["centers"]
     print(timings)
     size_gib = path.stat().st_size / 2**30
