@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
 
+# Offline, and every Hugging Face cache (hub, datasets, modules) in a private folder: tests never download and
+# never read or write the user's caches. Set before the libraries are imported, which read them at import.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="s5vh-tests-hf-home-")
 
 from s5vh_hf import S5VHConfig, S5VHModel  # noqa: E402
 
