@@ -197,6 +197,9 @@ class S5VHTrainer(Trainer):
         if args.remove_unused_columns:
             args.remove_unused_columns = False  # the collator needs every column
         self._check_model_selection_split(args, eval_queries, allow_query_split_selection)
+        if eval_database is not None:
+            # The Trainer insists on an eval_dataset for eval_strategy != "no"; evaluate() below reads the splits.
+            kwargs.setdefault("eval_dataset", eval_database)
         collator = data_collator or TwoViewCollator(
             model.config.mask_ratio, feature_dim=model.config.feature_dim, draw_views=False
         )

@@ -202,3 +202,19 @@ def test_indexed_dataset_and_collator_feed_video_indices(feature_folder):
     indexed = IndexedFeatureDataset(train)
     batch = TwoViewCollator(0.5, seed=0)([indexed[i] for i in (5, 2)])
     assert batch["video_index"].tolist() == [5, 2]
+
+
+def test_epoch_evaluation_selects_the_best_model_on_a_validation_split(feature_folder, tmp_path):
+    model, train, clusters, args = _setup(
+        feature_folder, tmp_path, num_train_epochs=2, eval_strategy="epoch", save_strategy="epoch",
+        metric_for_best_model="map@5", load_best_model_at_end=True,
+    )  # fmt: skip
+    validation = load_feature_dataset(feature_folder, split="validation")
+    trainer = S5VHTrainer(
+        model, args, train, clusters.pseudo_labels, eval_database=validation, eval_protocol="all_vs_all", eval_ks=(5,)
+    )
+    trainer.train()
+    evaluations = [e for e in trainer.state.log_history if "eval_map@5" in e]
+    assert len(evaluations) >= 2
+    assert trainer.state.best_metric == max(e["eval_map@5"] for e in evaluations)
+    assert trainer.state.best_model_checkpoint is not None
