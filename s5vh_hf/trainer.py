@@ -245,12 +245,10 @@ class S5VHTrainer(Trainer):
     def _share_refresh(self, index: torch.Tensor, labels: torch.Tensor) -> None:
         """Apply every process's refreshed labels to this process's store, so all copies stay equal."""
         device = self.accelerator.device
-        count = torch.tensor([len(index)], device=device)
         padded_index = self.accelerator.pad_across_processes(index.to(device), dim=0, pad_index=-1)
         padded_labels = self.accelerator.pad_across_processes(labels.to(device), dim=0)
         all_index = self.accelerator.gather(padded_index).cpu()
         all_labels = self.accelerator.gather(padded_labels).cpu()
-        self.accelerator.gather(count)  # keeps the collective calls aligned across processes
         valid = all_index >= 0
         self.pseudo_labels.assign(all_index[valid], all_labels[valid])
 
