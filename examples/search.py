@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from s5vh_hf import HammingIndex, S5VHModel, load_feature_dataset
-from s5vh_hf.recipes import split_videos_and_labels
+from s5vh_hf.data import videos_and_labels
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--model", required=True)
@@ -18,8 +18,8 @@ args = parser.parse_args()
 
 model = S5VHModel.from_pretrained(args.model)
 splits = load_feature_dataset(args.data)
-database_videos, database_labels = split_videos_and_labels(splits["database"])
-query_videos, query_labels = split_videos_and_labels(splits["query"].select(range(3)))
+database_videos, database_labels = videos_and_labels(splits["database"])
+query_videos, query_labels = videos_and_labels(splits["query"].select(range(3)))
 
 index = HammingIndex.from_codes(model.encode(database_videos, output="packed"))
 Path(args.index).parent.mkdir(parents=True, exist_ok=True)

@@ -136,16 +136,15 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .data import load_feature_dataset
+    from .data import load_feature_dataset, videos_and_labels
     from .evaluation import evaluate_retrieval, resolve_protocol
-    from .recipes import split_videos_and_labels
 
     model = _load_model(args.model)
     protocol = resolve_protocol(args.protocol)
-    database = split_videos_and_labels(load_feature_dataset(args.dataset, split=args.database_split))
+    database = videos_and_labels(load_feature_dataset(args.dataset, split=args.database_split))
     queries = None
     if protocol == "query_database":
-        queries = split_videos_and_labels(load_feature_dataset(args.dataset, split=args.query_split))
+        queries = videos_and_labels(load_feature_dataset(args.dataset, split=args.query_split))
     ks = tuple(int(k) for k in args.ks.split(","))
     report = evaluate_retrieval(model, database, queries, ks=ks, protocol=protocol, pr_curve=bool(args.plot))
     print(report.table())
@@ -159,7 +158,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from .data import load_feature_dataset
+    from .data import load_feature_dataset, videos_and_labels
     from .retrieval import HammingIndex
 
     model = _load_model(args.model)
@@ -167,7 +166,7 @@ def _search(args: argparse.Namespace) -> int:
     queries = load_feature_dataset(args.dataset, split=args.query_split)
     if args.limit:
         queries = queries.select(range(min(args.limit, len(queries))))
-    features = lambda split: [r["features"] for r in split.with_format("numpy", columns=["features"])]  # noqa: E731
+    features = lambda split: videos_and_labels(split, require_labels=False)[0]  # noqa: E731
     index = HammingIndex.from_codes(model.encode(features(database), output="packed"))
     distances, ids = index.search(model.encode(features(queries), output="packed"), args.k)
     database_ids = database["video_id"]

@@ -119,6 +119,22 @@ def _fingerprint(files: Sequence[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
+def videos_and_labels(split: Any, require_labels: bool = True) -> tuple[list[np.ndarray], list[list[int] | None]]:
+    """A loaded split (or a ``(videos, labels)`` pair, passed through) → a list of ``[T_i, D]`` arrays and their
+    label lists. With ``require_labels``, a split without labels is a clear error."""
+    if isinstance(split, tuple):
+        return split
+    validate_feature_dataset(split)
+    rows = split.with_format("numpy", columns=["features"])
+    videos = [rows[i]["features"] for i in range(len(split))]
+    labels = split["labels"] if "labels" in split.column_names else [None] * len(split)
+    if require_labels:
+        missing = [i for i, row in enumerate(labels) if row is None]
+        if missing:
+            raise ValueError(f"videos {missing[:10]} of the split have no labels; evaluation needs them")
+    return videos, labels
+
+
 # --------------------------------------------------------------------------------------------------------------
 # HDF5 + .mat import
 # --------------------------------------------------------------------------------------------------------------

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from transformers import PrinterCallback, set_seed
 
-from .data import load_feature_dataset
+from .data import load_feature_dataset, videos_and_labels
 from .evaluation import evaluate_retrieval
 from .hash_centers import save_hash_centers
 from .modeling_s5vh import S5VHModel
-from .recipes import demo_config, evaluate_with_baselines, preprocess, split_videos_and_labels, write_embedded_dataset
+from .recipes import demo_config, evaluate_with_baselines, preprocess, write_embedded_dataset
 from .retrieval import HammingIndex
 from .trainer import S5VHTrainer, s5vh_training_arguments
 
@@ -71,7 +71,7 @@ def run_demo(out_dir: Path, epochs: int = 12, seed: int = 0, show_progress: bool
     print(_table(["method", "mAP@5", "mAP@20", "mAP@100"], scores.rows()))
 
     print("5/6 building a Hamming index of the database and searching …")
-    database, queries = split_videos_and_labels(splits["database"]), split_videos_and_labels(splits["query"])
+    database, queries = videos_and_labels(splits["database"]), videos_and_labels(splits["query"])
     index = HammingIndex.from_codes(model.encode(database[0], output="packed", show_progress_bar=show_progress))
     distances, ids = index.search(model.encode(queries[0][:1], output="packed", show_progress_bar=False), 5)
     query_id = splits["query"][0]["video_id"]

@@ -13,7 +13,7 @@ import numpy as np
 
 from .baselines import lsh_codes, pca_sign_codes
 from .configuration_s5vh import S5VHConfig
-from .data import load_feature_dataset, write_feature_split
+from .data import load_feature_dataset, videos_and_labels, write_feature_split
 from .evaluation import RetrievalReport, evaluate_codes, evaluate_retrieval
 from .hash_centers import HashCenters, SemanticClusters, compute_semantic_clusters, generate_hash_centers
 from .modeling_s5vh import S5VHModel
@@ -74,12 +74,6 @@ def preprocess(
     return clusters, centers
 
 
-def split_videos_and_labels(dataset: Any) -> tuple[list[np.ndarray], list[list[int]]]:
-    """A loaded split → (list of ``[T_i, D]`` arrays, list of label lists)."""
-    rows = dataset.with_format("numpy", columns=["features"])
-    return [rows[i]["features"] for i in range(len(dataset))], list(dataset["labels"])
-
-
 @dataclass
 class BaselineScores:
     """mAP@K of the model and of the two mean-pooling baselines, same splits and protocol."""
@@ -103,8 +97,8 @@ def evaluate_with_baselines(
     splits = (
         load_feature_dataset(folder_or_splits) if isinstance(folder_or_splits, (str, os.PathLike)) else folder_or_splits
     )
-    database, queries = split_videos_and_labels(splits["database"]), split_videos_and_labels(splits["query"])
-    train_videos, _ = split_videos_and_labels(splits["train"])
+    database, queries = videos_and_labels(splits["database"]), videos_and_labels(splits["query"])
+    train_videos, _ = videos_and_labels(splits["train"], require_labels=False)
     report = evaluate_retrieval(model, database, queries, ks=ks, show_progress_bar=False)
     pool = lambda videos: np.stack([v.mean(0) for v in videos])  # noqa: E731
     db_pooled, q_pooled = pool(database[0]), pool(queries[0])

@@ -16,7 +16,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from .configuration_s5vh import S5VHConfig
-from .data import IndexedFeatureDataset, TwoViewCollator, validate_feature_dataset
+from .data import IndexedFeatureDataset, TwoViewCollator, videos_and_labels
 from .evaluation import DEFAULT_KS, evaluate_retrieval
 from .masking import two_view_visible_masks
 from .modeling_s5vh import S5VHModel
@@ -128,22 +128,6 @@ class RetrievalEvaluationCallback(TrainerCallback):
         if self.trainer is not None and epoch % self.every_n_epochs == 0:
             self.trainer.log(self.trainer.retrieval_metrics(self.database, self.queries, self.ks, self.protocol))
         return control
-
-
-def _split_as_videos(split: Any) -> tuple[list[np.ndarray], list[list[int]]]:
-    """A feature dataset split (or a ``(videos, labels)`` pair) → videos and labels for evaluation."""
-    if isinstance(split, tuple):
-        return split
-    validate_feature_dataset(split)
-    if "labels" not in split.column_names:
-        raise ValueError("evaluation needs a 'labels' column")
-    rows = split.with_format("numpy", columns=["features"])
-    videos = [rows[i]["features"] for i in range(len(split))]
-    labels = split["labels"]
-    missing = [i for i, row in enumerate(labels) if row is None]
-    if missing:
-        raise ValueError(f"videos {missing[:10]} of the evaluation split have no labels")
-    return videos, labels
 
 
 class S5VHTrainer(Trainer):
@@ -321,8 +305,8 @@ class S5VHTrainer(Trainer):
     ) -> dict[str, float]:
         """mAP@K (÷K), standard mAP@K and precision@K of the current model, keys prefixed with ``eval_``."""
         model = self.accelerator.unwrap_model(self.model)
-        database_split = _split_as_videos(database)
-        query_split = _split_as_videos(queries) if queries is not None else None
+        database_split = videos_and_labels(database)
+        query_split = videos_and_labels(queries) if queries is not None else None
         report = evaluate_retrieval(
             model, database_split, query_split, ks=tuple(ks), protocol=protocol, show_progress_bar=False
         )
