@@ -90,7 +90,11 @@ class BaselineScores:
 
 
 def evaluate_with_baselines(
-    model: S5VHModel, folder_or_splits: Any, ks: tuple[int, ...] = (5, 20, 100), seed: int = 0
+    model: S5VHModel,
+    folder_or_splits: Any,
+    ks: tuple[int, ...] = (5, 20, 100),
+    seed: int = 0,
+    pr_curve: bool = False,
 ) -> BaselineScores:
     """Evaluate the model on the ``database``/``query`` splits, and LSH and PCA-sign (fitted on ``train``) on the
     same splits, with the query-database protocol."""
@@ -99,7 +103,7 @@ def evaluate_with_baselines(
     )
     database, queries = videos_and_labels(splits["database"]), videos_and_labels(splits["query"])
     train_videos, _ = videos_and_labels(splits["train"], require_labels=False)
-    report = evaluate_retrieval(model, database, queries, ks=ks, show_progress_bar=False)
+    report = evaluate_retrieval(model, database, queries, ks=ks, pr_curve=pr_curve, show_progress_bar=False)
     pool = lambda videos: np.stack([v.mean(0) for v in videos])  # noqa: E731
     db_pooled, q_pooled = pool(database[0]), pool(queries[0])
     bits = model.config.code_length
