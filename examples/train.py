@@ -10,6 +10,7 @@ The data is a feature-shard folder or Hub repo id with a train split (and databa
 import argparse
 from pathlib import Path
 
+import torch
 from accelerate import PartialState
 from transformers import set_seed
 
@@ -26,7 +27,7 @@ parser.add_argument("--max-steps", type=int, default=-1)
 parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
 
-state = PartialState()
+state = PartialState(cpu=not torch.cuda.is_available())  # GPU-less: join the gloo group
 set_seed(args.seed)
 data = args.data
 if data is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 
 def _chunk_path(out_dir: Path, chunk: int) -> Path:
@@ -38,7 +39,9 @@ def encode_dataset_to_files(
     validate_feature_dataset(dataset)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    state = PartialState()
+    # Without cpu=True a GPU-less machine never joins the process group, and every process would encode and
+    # merge everything.
+    state = PartialState(cpu=not torch.cuda.is_available())
     out_dir = Path(out_dir)
     (out_dir / "chunks").mkdir(parents=True, exist_ok=True)
     total = len(dataset)

@@ -4,6 +4,7 @@ must hold the same pseudo-labels (each process's updates reach the others)."""
 import sys
 
 import numpy as np
+import torch
 from accelerate import PartialState
 from transformers import set_seed
 
@@ -11,7 +12,7 @@ from s5vh_hf import S5VHModel, S5VHTrainer, load_feature_dataset, s5vh_training_
 from s5vh_hf.recipes import demo_config, preprocess
 
 data, out = sys.argv[1], sys.argv[2]
-state = PartialState()
+state = PartialState(cpu=not torch.cuda.is_available())  # GPU-less: join the gloo group
 set_seed(0)
 train = load_feature_dataset(data, split="train").select(range(256))
 config = demo_config(warmup_epochs=0, pseudo_label_smoothing=0.5)

@@ -153,6 +153,7 @@ def test_accelerate_launch_two_processes(demo_run, tmp_path):
     result = _accelerate(["-m", "s5vh_hf.cli", "encode", str(demo_run / "model"), str(demo_run / "data"),
                           "--out", str(tmp_path / "multi"), "--chunk-size", "128"], ROOT)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "wrote" in result.stdout and result.stdout.count("wrote") == 1  # only the main process merges
     ids, codes = load_codes(tmp_path / "multi" / "codes.parquet")
     single_ids, single_codes = load_codes(single / "codes.parquet")
     assert ids == single_ids and np.array_equal(codes, single_codes)
