@@ -67,4 +67,5 @@ if state.is_main_process:
             print("mAP@5/@20/@100", *row)
     model.save_pretrained(Path(args.out) / "final")
     print(f"saved {Path(args.out) / 'final'} (processes: {state.num_processes})")
-state.destroy_process_group()  # a clean shutdown of the process group
+state.wait_for_everyone()  # nobody tears the group down while a peer still uses it
+state.destroy_process_group()

@@ -304,8 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     start = time.perf_counter()
+    succeeded = False
     try:
         status = args.handler(args)
+        succeeded = True
     except (CLIError, ValueError, TypeError, FileNotFoundError, KeyError, OSError) as error:
         if args.debug:
             raise
@@ -313,17 +315,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"s5vh {args.command}: error: {message}", file=sys.stderr)
         return 2
     finally:
-        _shutdown_distributed()
+        _shutdown_distributed(synchronize=succeeded)
     if sys.stdout.isatty():
         print(f"done in {time.perf_counter() - start:.1f} s")
     return status
 
 
-def _shutdown_distributed() -> None:
-    """Under ``accelerate launch``, tear the process group down before exit (avoids aborts at interpreter exit)."""
+def _shutdown_distributed(synchronize: bool) -> None:
+    """Under ``accelerate launch``, tear the process group down before exit (avoids aborts at interpreter exit).
+    After a success the processes first wait for each other; after an error they do not (a peer may never come)."""
     import torch.distributed
 
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if synchronize:
+            torch.distributed.barrier()  # nobody tears the group down while a peer still uses it
         torch.distributed.destroy_process_group()
 
 

@@ -30,4 +30,5 @@ labels = trainer.pseudo_labels.soft_labels.numpy()
 changed = int((~np.isclose(labels, initial.numpy()).all(1)).sum())
 np.save(f"{out}/labels-rank{state.process_index}.npy", labels)
 print(f"rank {state.process_index}: {changed} videos refreshed")
-state.destroy_process_group()  # a clean shutdown of the process group
+state.wait_for_everyone()  # nobody tears the group down while a peer still uses it
+state.destroy_process_group()
