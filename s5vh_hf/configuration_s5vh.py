@@ -64,8 +64,10 @@ class S5VHConfig(PretrainedConfig):
         decoder_token_order: ``"temporal"`` (paper) or ``"visible_first"`` (release) ordering of decoder tokens.
         sign_tie_rule: Bit given to a video whose mean frame code is exactly 0 at inference: ``"positive"``
             (+1, default), ``"negative"`` (−1) or ``"zero"`` (0, the release's behaviour; ±1 output only).
-        scan_implementation: ``"auto"`` (CUDA kernels when installed, else the fast PyTorch scan), ``"fast"``
-            or ``"reference"`` (sequential oracle; slow).
+        scan_implementation: ``"auto"`` (mamba-ssm's CUDA kernels on a GPU when installed; on CPU the fused C
+            kernel when a C compiler is available; else the blocked PyTorch scan), ``"cpu_kernel"`` (always the
+            C kernel; an error where it cannot run), ``"fast"`` (always the PyTorch scan) or ``"reference"``
+            (sequential oracle; slow).
         training_defaults: Optimiser and schedule defaults of the preset (epochs, batch size, learning rate, …).
         dataset_name: Name of the dataset preset this config was made from, if any.
     """
@@ -178,7 +180,7 @@ class S5VHConfig(PretrainedConfig):
             "temporal_mixer": SUPPORTED_TEMPORAL_MIXERS,
             "sign_tie_rule": SIGN_TIE_RULES,
             "decoder_token_order": DECODER_TOKEN_ORDERS,
-            "scan_implementation": ("auto", "fast", "reference"),
+            "scan_implementation": ("auto", "cpu_kernel", "fast", "reference"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -15,8 +15,9 @@ CARD_TAGS = ["video-hashing", "video-retrieval", "mamba", "state-space-model", "
 
 
 def enable_remote_code() -> None:
-    """Make ``save_pretrained`` copy the three self-contained files and write ``auto_map`` into config.json, so
-    ``AutoModel.from_pretrained(repo, trust_remote_code=True)`` works where s5vh-hf is not installed."""
+    """Make ``save_pretrained`` copy the four self-contained files (configuration, modeling, scan, CPU kernels)
+    and write ``auto_map`` into config.json, so ``AutoModel.from_pretrained(repo, trust_remote_code=True)``
+    works where s5vh-hf is not installed."""
     S5VHConfig.register_for_auto_class()
     S5VHModel.register_for_auto_class("AutoModel")
 

@@ -1,8 +1,8 @@
 """S5VH modules, from small to large: Mamba mixer → bidirectional block → encoder / decoder → hash layer →
 :class:`S5VHModel` (with :meth:`S5VHModel.encode`).
 
-Together with ``configuration_s5vh.py`` and ``selective_scan.py`` this file is all the Hub's
-``trust_remote_code`` copy needs: the three import each other relatively and nothing else of the package.
+Together with ``configuration_s5vh.py``, ``selective_scan.py`` and ``cpu_kernels.py`` this file is all the Hub's
+``trust_remote_code`` copy needs: the four import each other relatively and nothing else of the package.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_s5vh import S5VHConfig
+from .cpu_kernels import causal_conv1d_silu, load_cpu_kernels
 from .selective_scan import selective_scan
 
 try:  # optional CUDA kernels (the `cuda` extra)
@@ -129,8 +130,9 @@ def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
 class S5VHMambaMixer(nn.Module):
     """Mamba-1 selective-state-space mixer, parameter-compatible with mamba-ssm's ``Mamba``.
 
-    Uses the mamba-ssm / causal-conv1d CUDA kernels when they are installed and the input is on a GPU;
-    otherwise a pure-PyTorch path (fast blocked scan, or the sequential reference when configured).
+    Uses the mamba-ssm / causal-conv1d CUDA kernels when they are installed and the input is on a GPU; on CPU
+    the fused C scan kernel when a C compiler is available; otherwise the pure-PyTorch blocked scan (see
+    ``S5VHConfig.scan_implementation`` and :mod:`.selective_scan`).
     Works on time-major sequences ``[T, B, width]``. Causal: output t depends on inputs 0..t only, so right
     padding never reaches real frames.
     """
@@ -158,6 +160,12 @@ class S5VHMambaMixer(nn.Module):
             and _cuda_causal_conv1d is not None
         )
 
+    def _use_cpu_kernels(self, hidden: torch.Tensor) -> bool:
+        implementation = self.config.scan_implementation
+        if implementation == "cpu_kernel":
+            return True
+        return implementation == "auto" and hidden.device.type == "cpu" and load_cpu_kernels() is not None
+
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """Time-major ``hidden`` ``[T, B, width]`` → ``[T, B, width]``."""
         inner = self.inner_size
@@ -167,12 +175,25 @@ class S5VHMambaMixer(nn.Module):
         A = -torch.exp(self.A_log.float())
         if self._use_cuda_kernels(hidden):  # pragma: no cover - needs a GPU and the `cuda` extra
             return self._forward_cuda(x, gate, A)
-        x = F.silu(causal_depthwise_conv(x, self.conv1d.weight, self.conv1d.bias))
+        if self._use_cpu_kernels(hidden):
+            bias = self.conv1d.bias.float() if self.conv1d.bias is not None else None
+            x = causal_conv1d_silu(x.float(), self.conv1d.weight.float(), bias).to(hidden.dtype)
+        else:
+            x = F.silu(causal_depthwise_conv(x, self.conv1d.weight, self.conv1d.bias))
         dt, B, C = self.x_proj(x).split([self.time_step_rank, self.state_size, self.state_size], dim=-1)
-        delta = F.softplus(self.dt_proj(dt))
-        implementation = "reference" if self.config.scan_implementation == "reference" else "fast"
-        y = selective_scan(x, delta, A, B, C, self.D, implementation=implementation, time_major=True)
-        return self.out_proj(y * F.silu(gate))
+        y = selective_scan(
+            x,
+            self.dt_proj(dt),
+            A,
+            B,
+            C,
+            self.D,
+            z=gate,
+            delta_softplus=True,
+            implementation=self.config.scan_implementation,
+            time_major=True,
+        )
+        return self.out_proj(y)
 
     def _forward_cuda(self, x: torch.Tensor, gate: torch.Tensor, A: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         channels_last = lambda t: t.permute(1, 2, 0).contiguous()  # noqa: E731 - [T, B, C] → [B, C, T]

@@ -1,16 +1,23 @@
-"""Mamba-1 selective scan: a sequential reference (the oracle) and a fast, cache-blocked PyTorch path.
+"""Mamba-1 selective scan: a sequential reference (the oracle), a fused C kernel for CPUs and a cache-blocked
+PyTorch path.
 
-Both compute, for every sequence b and inner channel e, the diagonal linear recurrence
+All compute, for every sequence b and inner channel e, the diagonal linear recurrence
 
     h_t = exp(Δ_t · A) ⊙ h_{t-1} + Δ_t · u_t · B_t          h ∈ R^N, h_{-1} = 0
     y_t = ⟨C_t, h_t⟩ + D · u_t
 
 with the layout of the model's linear layers: ``u``, ``delta`` ``[batch, T, E]``, ``A`` ``[E, N]``,
-``B``, ``C`` ``[batch, T, N]``, ``D`` ``[E]``; ``delta`` is already positive (softplus applied).
+``B``, ``C`` ``[batch, T, N]``, ``D`` ``[E]``. Like mamba-ssm's ``selective_scan_fn``, :func:`selective_scan`
+can also apply softplus to ``delta`` first (``delta_softplus=True``) and gate the output, ``y ⊙ silu(z)``.
 
-The fast path keeps the state in ``[chunk, N, E]`` blocks that fit in cache, computes ``exp`` as ``exp2``
-(about three times cheaper on AVX-512 CPUs), and has a hand-written backward pass that recomputes the
-states instead of storing them, so training memory stays at the size of the inputs.
+Implementations:
+
+- ``"cpu_kernel"``: :mod:`.cpu_kernels`, one fused C pass per 16 channels (softplus, exp, update, read-out,
+  skip and gate), with a fused backward pass. The default on CPU tensors when a C compiler is available.
+- ``"fast"``: pure PyTorch. Keeps the state in ``[chunk, N, E]`` blocks that fit in cache, computes ``exp`` as
+  ``exp2`` (about three times cheaper on AVX-512 CPUs), and has a hand-written backward pass that recomputes
+  the states instead of storing them. Used on GPUs without mamba-ssm and on CPUs without a C compiler.
+- ``"reference"``: the sequential oracle; slow.
 """
 
 from __future__ import annotations
@@ -19,8 +26,11 @@ import math
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 
-ScanImplementation = Literal["fast", "reference"]
+from .cpu_kernels import MAX_STATE_SIZE, cpu_kernels_error, load_cpu_kernels
+
+ScanImplementation = Literal["auto", "cpu_kernel", "fast", "reference"]
 
 _LOG2_E = math.log2(math.e)
 _STATE_ELEMENTS_PER_CHUNK = 1 << 20
@@ -241,7 +251,7 @@ def selective_scan_fast(
     D: torch.Tensor | None = None,
     time_major: bool = False,
 ) -> torch.Tensor:
-    """Cache-blocked selective scan with an analytic backward pass; same contract as the reference.
+    """Cache-blocked PyTorch selective scan with an analytic backward pass; same contract as the reference.
 
     With ``time_major=True`` every sequence tensor is ``[T, b, ·]`` instead of ``[b, T, ·]`` (the model's
     internal layout, which saves two transposes per call). Computes in float32 and returns ``u``'s dtype.
@@ -256,6 +266,60 @@ def selective_scan_fast(
     return (y if time_major else y.transpose(0, 1)).to(dtype)
 
 
+class _KernelSelectiveScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, softplus):  # noqa: D102 - see selective_scan_cpu_kernel
+        ctx.save_for_backward(u, delta, A, B, C, D, z)
+        ctx.softplus = softplus
+        return load_cpu_kernels().scan_forward(u, delta, (A * _LOG2_E).t().contiguous(), B, C, D, z, softplus)
+
+    @staticmethod
+    def backward(ctx, grad_out):  # noqa: D102
+        u, delta, A, B, C, D, z = ctx.saved_tensors
+        grads = load_cpu_kernels().scan_backward(
+            grad_out.contiguous(), u, delta, (A * _LOG2_E).t().contiguous(), B, C, D, z, ctx.softplus
+        )
+        return (*grads, None)
+
+
+def cpu_kernel_supports(u: torch.Tensor, A: torch.Tensor) -> bool:
+    """Whether the fused C kernel can run these inputs: CPU tensors, N ≤ 256, and a compiled kernel."""
+    return u.device.type == "cpu" and A.shape[-1] <= MAX_STATE_SIZE and load_cpu_kernels() is not None
+
+
+def selective_scan_cpu_kernel(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    time_major: bool = False,
+) -> torch.Tensor:
+    """Fused C selective scan (CPU): ``(scan(u, softplus?(delta)) + D·u) ⊙ silu(z)`` in one pass, with a fused
+    backward pass. Shapes as in :func:`selective_scan`; computes in float32 and returns ``u``'s dtype."""
+    if not cpu_kernel_supports(u, A):
+        reason = cpu_kernels_error() or "unknown"
+        if u.device.type != "cpu":
+            reason = f"the tensors are on {u.device}"
+        elif A.shape[-1] > MAX_STATE_SIZE:
+            reason = f"state size {A.shape[-1]} > {MAX_STATE_SIZE}"
+        raise RuntimeError(f"The fused CPU scan kernel cannot run here ({reason}); use implementation='fast'.")
+    dtype = u.dtype
+    sequences = [t.float() for t in (u, delta, B, C)] + ([z.float()] if z is not None else [])
+    if not time_major:
+        sequences = _time_major(*sequences)
+    else:
+        sequences = [t.contiguous() for t in sequences]
+    u_t, delta_t, B_t, C_t = sequences[:4]
+    z_t = sequences[4] if z is not None else None
+    D = D.float().contiguous() if D is not None else None
+    y = _KernelSelectiveScan.apply(u_t, delta_t, A.float().contiguous(), B_t, C_t, D, z_t, delta_softplus)
+    return (y if time_major else y.transpose(0, 1)).to(dtype)
+
+
 def selective_scan(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -263,15 +327,32 @@ def selective_scan(
     B: torch.Tensor,
     C: torch.Tensor,
     D: torch.Tensor | None = None,
-    implementation: ScanImplementation = "fast",
+    z: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    implementation: ScanImplementation = "auto",
     time_major: bool = False,
 ) -> torch.Tensor:
-    """Dispatch to the fast scan (default) or the sequential reference; see the module docstring for shapes."""
-    if implementation == "fast":
-        return selective_scan_fast(u, delta, A, B, C, D, time_major=time_major)
-    if implementation != "reference":
-        raise ValueError(f"Unknown selective-scan implementation {implementation!r}; use 'fast' or 'reference'")
-    if not time_major:
-        return selective_scan_reference(u, delta, A, B, C, D)
-    swap = lambda t: t.transpose(0, 1)  # noqa: E731
-    return swap(selective_scan_reference(swap(u), swap(delta), A, swap(B), swap(C), D))
+    """Selective scan ``(scan(u, Δ) + D·u) ⊙ silu(z)`` with ``Δ = softplus(delta)`` when ``delta_softplus``.
+
+    ``implementation``: ``"auto"`` (the fused C kernel for CPU tensors when it is available, else ``"fast"``),
+    ``"cpu_kernel"``, ``"fast"`` or ``"reference"``; see the module docstring. Shapes: ``u``, ``delta``, ``z``
+    ``[b, T, E]`` (``[T, b, E]`` with ``time_major=True``); ``A`` ``[E, N]``; ``B``, ``C`` ``[b, T, N]`` (or
+    ``[T, b, N]``); ``D`` ``[E]``. Returns ``[b, T, E]`` (or ``[T, b, E]``).
+    """
+    if implementation not in ("auto", "cpu_kernel", "fast", "reference"):
+        raise ValueError(
+            f"Unknown selective-scan implementation {implementation!r}; use 'auto', 'cpu_kernel', 'fast' or 'reference'"
+        )
+    if implementation == "cpu_kernel" or (implementation == "auto" and cpu_kernel_supports(u, A)):
+        return selective_scan_cpu_kernel(u, delta, A, B, C, D, z, delta_softplus, time_major=time_major)
+    if delta_softplus:
+        delta = F.softplus(delta)
+    if implementation == "reference":
+        if time_major:
+            swap = lambda t: t.transpose(0, 1)  # noqa: E731
+            y = swap(selective_scan_reference(swap(u), swap(delta), A, swap(B), swap(C), D))
+        else:
+            y = selective_scan_reference(u, delta, A, B, C, D)
+    else:
+        y = selective_scan_fast(u, delta, A, B, C, D, time_major=time_major)
+    return y * F.silu(z) if z is not None else y

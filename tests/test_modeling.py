@@ -55,7 +55,7 @@ def test_causal_conv_matches_torch_conv1d():
     torch.testing.assert_close(got, expected)
 
 
-@pytest.mark.parametrize("implementation", ["fast", "reference"])
+@pytest.mark.parametrize("implementation", ["cpu_kernel", "fast", "reference"])
 def test_mixer_equals_transformers_mamba_mixer(implementation):
     """Our mixer loads into transformers' MambaMixer (same names, shapes) and computes the same function."""
     torch.manual_seed(0)
