@@ -4,7 +4,13 @@
 
 S5VH-small shapes (6 blocks, width 256, 4096-d features, 64 bits) with each temporal mixer. Every measurement runs
 in a fresh process so that its peak memory is its own. Batches hold 6,400 frames (256 videos at T = 25, 4 at
-T = 1600), so time per video compares the same amount of work. On a GPU machine the CUDA path is measured.
+T = 1600), so time per video compares the same amount of work.
+
+On CPU, time and memory are measured in separate processes: the memory run fixes glibc's mmap threshold at
+64 KiB (``MALLOC_MMAP_THRESHOLD_``), so every tensor is its own mapping, freed memory goes back to the OS at
+once, and the peak resident memory tracks the peak of live memory instead of the allocator's fragmentation.
+On a GPU machine the CUDA path (mamba-ssm kernels when installed) is measured, memory with
+``torch.cuda.max_memory_allocated``, and the tables go to their own section.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import resource
 from pathlib import Path
 
@@ -28,7 +35,7 @@ def _resident_bytes() -> int:
         return int(handle.read().split()[1]) * resource.getpagesize()
 
 
-def _measure(backbone: str, frames: int, train: bool, repeats: int, queue) -> None:
+def _measure(backbone: str, frames: int, train: bool, repeats: int, memory_only: bool, queue) -> None:
     import torch
 
     from s5vh_hf import S5VHConfig, S5VHModel
@@ -63,7 +70,7 @@ def _measure(backbone: str, frames: int, train: bool, repeats: int, queue) -> No
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
-    seconds = median_seconds(run, repeats)
+    seconds = median_seconds(run, 1 if memory_only else repeats, warmup=0 if memory_only else 1)
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated() - before
     else:
@@ -78,13 +85,38 @@ def _measure(backbone: str, frames: int, train: bool, repeats: int, queue) -> No
             "videos_per_s": batch / seconds,
             "peak_mib": max(peak, 0) / 2**20,
             "device": device,
+            "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
+            "scan": _scan_path(model, device),
         }
     )
 
 
+def _scan_path(model, device: str) -> str:
+    """Which implementation ran the Mamba mixers: CUDA kernels, the C kernel or the PyTorch scan."""
+    from s5vh_hf import modeling_s5vh
+    from s5vh_hf.cpu_kernels import load_cpu_kernels
+
+    if model.config.temporal_mixer != "mamba":
+        return "-"
+    if device == "cuda":
+        return "mamba-ssm CUDA" if modeling_s5vh._cuda_selective_scan is not None else "PyTorch scan"
+    return "C kernel" if load_cpu_kernels() is not None else "PyTorch scan"
+
+
 def measure(backbone: str, frames: int, train: bool = False, repeats: int = 3) -> dict:
-    """One measurement in a fresh process (so that its peak memory is its own)."""
-    return run_in_child(_measure, backbone, frames, train, repeats)
+    """Time in one fresh process; on CPU, peak memory in another with a fixed mmap threshold (module docstring)."""
+    result = run_in_child(_measure, backbone, frames, train, repeats, False)
+    if result["device"] == "cpu" and not train:
+        previous = os.environ.get("MALLOC_MMAP_THRESHOLD_")
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
+        try:
+            result["peak_mib"] = run_in_child(_measure, backbone, frames, train, 1, True)["peak_mib"]
+        finally:
+            if previous is None:
+                del os.environ["MALLOC_MMAP_THRESHOLD_"]
+            else:
+                os.environ["MALLOC_MMAP_THRESHOLD_"] = previous
+    return result
 
 
 def fitted_exponent(frames: list[int], values: list[float]) -> float:
@@ -92,15 +124,15 @@ def fitted_exponent(frames: list[int], values: list[float]) -> float:
     return float(np.polyfit(np.log(frames), np.log(values), 1)[0])
 
 
-def _plot(results: list[dict], backbones: list[str]) -> None:
+def _plot(results: list[dict], backbones: list[str], suffix: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     for key, label, name in (
-        ("ms_per_video", "encode time per video (ms)", "backbones_time.png"),
-        ("mib_per_video", "peak memory per video (MiB)", "backbones_memory.png"),
+        ("ms_per_video", "encode time per video (ms)", f"backbones{suffix}_time.png"),
+        ("mib_per_video", "peak memory per video (MiB)", f"backbones{suffix}_memory.png"),
     ):
         figure, axis = plt.subplots(figsize=(6, 4))
         for backbone in backbones:
@@ -141,15 +173,17 @@ def main() -> None:
         result = measure(backbone, 25, train=True, repeats=args.repeats)
         results.append(result)
         print(f"{backbone:>11} train T=25: {result['videos_per_s']:.1f} videos/s")
-    (PLOT_DIR / "backbones.json").write_text(json.dumps(results, indent=2))
-    _plot(results, backbones)
+    device = results[0]["device"]
+    suffix = "" if device == "cpu" else "_cuda"
+    (PLOT_DIR / f"backbones{suffix}.json").write_text(json.dumps(results, indent=2))
+    _plot(results, backbones, suffix)
 
     def row_of(backbone: str, t: int, train: bool = False) -> dict:
         return next(r for r in results if r["backbone"] == backbone and r["frames"] == t and r["train"] == train)
 
-    header = ["backbone"] + [f"T={t}: videos/s · peak MiB" for t in frames] + ["train T=25 (videos/s)"]
+    header = ["backbone", "scan"] + [f"T={t}: videos/s · peak MiB" for t in frames] + ["train T=25 (videos/s)"]
     rows = [
-        [b]
+        [b, row_of(b, frames[0])["scan"]]
         + [f"{row_of(b, t)['videos_per_s']:.1f} · {row_of(b, t)['peak_mib']:.0f}" for t in frames]
         + [f"{row_of(b, 25, True)['videos_per_s']:.1f}"]
         for b in backbones
@@ -176,12 +210,18 @@ def main() -> None:
             f"- T = {shortest}: Mamba {m['videos_per_s']:.1f} vs Transformer {tr['videos_per_s']:.1f} videos/s "
             f"(Transformer/Mamba = {tr['videos_per_s'] / m['videos_per_s']:.2f}×)"
         )
+    if device == "cpu":
+        memory_note = (
+            "peak = growth of resident memory while encoding one batch, measured in a separate process with "
+            "`MALLOC_MMAP_THRESHOLD_=65536` so that it tracks live memory"
+        )
+    else:
+        memory_note = f"peak = `torch.cuda.max_memory_allocated` above the inputs; GPU: {results[0]['gpu']}"
     body = (
-        "## Temporal backbones (`python -m benchmarks.backbones`)\n\n"
+        f"## Temporal backbones on {device.upper()} (`python -m benchmarks.backbones`)\n\n"
         f"S5VH-small shapes, 4096-d features, 64 bits; encode batches of {FRAMES_PER_BATCH:,} frames; training "
         f"step: batch 64, T = 25, mask 0.75. Medians of {args.repeats} runs, each configuration in its own process "
-        f"(peak = resident-memory growth while running one batch). Device: {results[0]['device']}. "
-        f"Machine: {machine_description()}. Run {datetime.date.today().isoformat()}.\n\n"
+        f"({memory_note}). Machine: {machine_description()}. Run {datetime.date.today().isoformat()}.\n\n"
         + markdown_table(header, rows)
         + (
             "\n\nGrowth with T (log-log fit over " + ", ".join(map(str, frames)) + "):\n" + "\n".join(lines)
@@ -189,9 +229,9 @@ def main() -> None:
             else ""
         )
         + ("\n\n" + "\n".join(goals) if goals else "")
-        + "\n\n![time vs T](backbones_time.png) ![memory vs T](backbones_memory.png)"
+        + f"\n\n![time vs T](backbones{suffix}_time.png) ![memory vs T](backbones{suffix}_memory.png)"
     )
-    write_section("backbones", body)
+    write_section(f"backbones{suffix}", body)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,11 @@ def machine_description() -> str:
     except OSError:
         pass
     capability = torch.backends.cpu.get_cpu_capability()
-    return f"{cpu} ({capability}), {torch.get_num_threads()} threads, torch {torch.__version__}, Python {platform.python_version()}"
+    gpu = f", GPU {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})" if torch.cuda.is_available() else ""
+    return (
+        f"{cpu} ({capability}), {torch.get_num_threads()} threads{gpu}, torch {torch.__version__}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:
