@@ -1,6 +1,7 @@
 """The fused C kernels (selective scan, causal conv + SiLU) against the PyTorch oracles, and their fallbacks."""
 
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -216,6 +217,8 @@ def test_concurrent_first_builds_share_one_cache(tmp_path):
         """
     )
     env = {"S5VH_KERNEL_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     processes = [
         subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for _ in range(2)

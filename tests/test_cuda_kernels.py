@@ -9,8 +9,7 @@ import importlib.util
 import pytest
 import torch
 
-from s5vh_hf import S5VHModel
-from s5vh_hf import modeling_s5vh
+from s5vh_hf import S5VHModel, modeling_s5vh
 
 from .conftest import make_tiny_config
 

@@ -1,3 +1,4 @@
+import importlib.util
 import math
 
 import numpy as np
@@ -77,7 +78,9 @@ def test_mixer_equals_transformers_mamba_mixer(implementation):
     )
     theirs.load_state_dict(ours.state_dict(), strict=True)
     x = torch.randn(3, 11, width)
-    expected = theirs(x)
+    # transformers calls causal-conv1d's CUDA function whenever it is installed: run theirs on the GPU there.
+    device = "cuda" if importlib.util.find_spec("causal_conv1d") and torch.cuda.is_available() else "cpu"
+    expected = theirs.to(device)(x.to(device)).cpu()
     got = ours(x.transpose(0, 1)).transpose(0, 1)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
