@@ -130,11 +130,24 @@ typedef struct {
     int64_t steps, batch, inner, state;
     const float *u, *delta, *A2, *B, *C, *D, *z;
     int32_t softplus;
+    /* Optional Δ projection: when dt is given, delta = dt_bias + dt · W ([steps, batch, rank] · [rank, inner]) is
+       computed here instead of read, which saves a pass over a [steps, batch, inner] buffer. */
+    const float *dt, *dt_weight_t, *dt_bias;
+    int64_t rank;
 } scan_args;
 
-/* Δ and Δ·u of one time step; `row` indexes [t, b, e0]. */
-INLINE void step_inputs(const scan_args *a, int64_t row, const int L, vf *d, vf *du) {
-    vf v = load_v(a->delta + row, L);
+/* The raw Δ input, Δ and Δ·u of one time step for sequence b, channels [e0, e0 + L); tb = t * batch + b. */
+INLINE void step_inputs(const scan_args *a, int64_t tb, int64_t e0, const int L, vf *raw, vf *d, vf *du) {
+    const int64_t row = tb * a->inner + e0;
+    vf v;
+    if (a->dt) {
+        v = a->dt_bias ? load_v(a->dt_bias + e0, L) : splat(0.0f);
+        const float *dt = a->dt + tb * a->rank;
+        for (int64_t r = 0; r < a->rank; r++) v += dt[r] * load_v(a->dt_weight_t + r * a->inner + e0, L);
+    } else {
+        v = load_v(a->delta + row, L);
+    }
+    *raw = v;
     *d = a->softplus ? softplus_v(v) : v;
     *du = *d * load_v(a->u + row, L);
 }
@@ -146,8 +159,8 @@ INLINE void forward_item(const scan_args *a, float *out, int64_t b, int64_t e0, 
     for (int64_t t = 0; t < a->steps; t++) {
         const int64_t row = (t * a->batch + b) * a->inner + e0;
         const float *Bt = a->B + (t * a->batch + b) * N, *Ct = a->C + (t * a->batch + b) * N;
-        vf d, du, y = splat(0.0f);
-        step_inputs(a, row, L, &d, &du);
+        vf raw, d, du, y = splat(0.0f);
+        step_inputs(a, t * a->batch + b, e0, L, &raw, &d, &du);
 #pragma GCC unroll 16
         for (int64_t n = 0; n < N; n++) {
             h[n] = exp2_v(d * load_v(a->A2 + n * a->inner + e0, L)) * h[n] + du * Bt[n];
@@ -166,9 +179,10 @@ INLINE void forward_item(const scan_args *a, float *out, int64_t b, int64_t e0, 
    threads (the OpenMP runtime torch already loaded, so the two share one thread pool). */
 void s5vh_scan_forward(int64_t steps, int64_t batch, int64_t inner, int64_t state,
                        const float *u, const float *delta, const float *A2, const float *B, const float *C,
-                       const float *D, const float *z, int32_t softplus, float *out,
+                       const float *D, const float *z, int32_t softplus, const float *dt,
+                       const float *dt_weight_t, const float *dt_bias, int64_t rank, float *out,
                        int64_t begin, int64_t end, int32_t threads) {
-    scan_args a = {steps, batch, inner, state, u, delta, A2, B, C, D, z, softplus};
+    scan_args a = {steps, batch, inner, state, u, delta, A2, B, C, D, z, softplus, dt, dt_weight_t, dt_bias, rank};
     const int64_t blocks = (inner + LANES - 1) / LANES;
     (void)threads;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
@@ -197,8 +211,8 @@ INLINE void backward_item(const scan_args *a, const grad_args *g, int64_t b, int
     for (int64_t t = 0; t < a->steps; t++) {
         const int64_t row = (t * a->batch + b) * E + e0;
         const float *Bt = a->B + (t * a->batch + b) * N;
-        vf d, du;
-        step_inputs(a, row, L, &d, &du);
+        vf raw, d, du;
+        step_inputs(a, t * a->batch + b, e0, L, &raw, &d, &du);
 #pragma GCC unroll 16
         for (int64_t n = 0; n < N; n++) {
             h[n] = exp2_v(d * load_v(a->A2 + n * E + e0, L)) * h[n] + du * Bt[n];
@@ -212,8 +226,8 @@ INLINE void backward_item(const scan_args *a, const grad_args *g, int64_t b, int
         const float *Bt = a->B + (t * a->batch + b) * N, *Ct = a->C + (t * a->batch + b) * N;
         vf *dBt = (vf *)(g->dB + ((t * a->batch + b) * N) * LANES);
         vf *dCt = (vf *)(g->dC + ((t * a->batch + b) * N) * LANES);
-        vf d, du, dy = load_v(g->dout + row, L), x = load_v(a->u + row, L);
-        step_inputs(a, row, L, &d, &du);
+        vf raw, d, du, dy = load_v(g->dout + row, L), x = load_v(a->u + row, L);
+        step_inputs(a, t * a->batch + b, e0, L, &raw, &d, &du);
         if (a->z) { /* out = (y + D·u) ⊙ silu(z): recompute y_t = <C_t, h_t> for the gate's gradient */
             vf y = Dv * x, z = load_v(a->z + row, L), sz = sigmoid_v(z);
             for (int64_t n = 0; n < N; n++) y += hs[t * N + n] * Ct[n];
@@ -237,7 +251,7 @@ INLINE void backward_item(const scan_args *a, const grad_args *g, int64_t b, int
         }
         store_v(g->du + row, ddu * d + Dv * dy, L);
         vf dd = dlogdecay * LN2 + ddu * x;
-        store_v(g->ddelta + row, a->softplus ? dd * sigmoid_v(load_v(a->delta + row, L)) : dd, L);
+        store_v(g->ddelta + row, a->softplus ? dd * sigmoid_v(raw) : dd, L);
     }
     for (int64_t n = 0; n < N; n++) store_v(g->dA + n * E + e0, load_v(g->dA + n * E + e0, L) + dA[n], L);
     store_v(g->dD + e0, load_v(g->dD + e0, L) + dD, L);
@@ -249,10 +263,11 @@ INLINE void backward_item(const scan_args *a, const grad_args *g, int64_t b, int
    du, ddelta, dz are written. */
 void s5vh_scan_backward(int64_t steps, int64_t batch, int64_t inner, int64_t state,
                         const float *u, const float *delta, const float *A2, const float *B, const float *C,
-                        const float *D, const float *z, int32_t softplus, const float *dout,
+                        const float *D, const float *z, int32_t softplus, const float *dt,
+                        const float *dt_weight_t, const float *dt_bias, int64_t rank, const float *dout,
                         float *du, float *ddelta, float *dz, float *dB, float *dC, float *dA, float *dD,
                         float *states, int64_t begin, int64_t end, int32_t threads) {
-    scan_args a = {steps, batch, inner, state, u, delta, A2, B, C, D, z, softplus};
+    scan_args a = {steps, batch, inner, state, u, delta, A2, B, C, D, z, softplus, dt, dt_weight_t, dt_bias, rank};
     const int64_t blocks = (inner + LANES - 1) / LANES;
     const int64_t per_lane = steps * batch * state * LANES;
     (void)threads;
@@ -290,29 +305,33 @@ INLINE vf conv_pre(const float *x, const float *w, vf bias, int64_t t, int64_t K
     return pre;
 }
 
-INLINE void conv_forward_item(const float *x, const float *w, const float *bias, float *out, int64_t steps,
-                              int64_t batch, int64_t inner, int64_t K, int64_t b, int64_t e0, const int L) {
-    const int64_t stride = batch * inner;
-    const float *xb = x + b * inner + e0;
-    const vf bv = bias ? load_v(bias + e0, L) : splat(0.0f);
-    for (int64_t t = 0; t < steps; t++) {
-        vf pre = conv_pre(xb, w + e0, bv, t, K, stride, inner, L);
-        store_v(out + t * stride + b * inner + e0, pre * sigmoid_v(pre), L);
+/* Every output row (t, b) depends on K input rows only, so the forward pass streams over rows: rows [begin, end)
+   of the [steps * batch] rows, each over all channels. */
+INLINE void conv_forward_row(const float *x, const float *w, const float *bias, float *out, int64_t row,
+                             int64_t batch, int64_t inner, int64_t K) {
+    const int64_t t = row / batch, stride = batch * inner;
+    const float *xr = x + (row - t * batch) * inner; /* (t = 0, b): conv_pre steps through time from here */
+    float *o = out + row * inner;
+    int64_t e0 = 0;
+    for (; e0 + LANES <= inner; e0 += LANES) {
+        vf pre = conv_pre(xr + e0, w + e0, bias ? load_v(bias + e0, LANES) : splat(0.0f), t, K, stride, inner,
+                          LANES);
+        store_v(o + e0, pre * sigmoid_v(pre), LANES);
+    }
+    if (e0 < inner) {
+        const int L = (int)(inner - e0);
+        vf pre = conv_pre(xr + e0, w + e0, bias ? load_v(bias + e0, L) : splat(0.0f), t, K, stride, inner, L);
+        store_v(o + e0, pre * sigmoid_v(pre), L);
     }
 }
 
 void s5vh_conv_silu_forward(int64_t steps, int64_t batch, int64_t inner, int64_t K, const float *x,
                             const float *w, const float *bias, float *out, int64_t begin, int64_t end,
                             int32_t threads) {
-    const int64_t blocks = (inner + LANES - 1) / LANES;
     (void)threads;
+    (void)steps;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-    for (int64_t item = begin; item < end; item++) {
-        const int64_t b = item / blocks, e0 = (item % blocks) * LANES;
-        const int64_t L = inner - e0 < LANES ? inner - e0 : LANES;
-        if (L == LANES) conv_forward_item(x, w, bias, out, steps, batch, inner, K, b, e0, LANES);
-        else conv_forward_item(x, w, bias, out, steps, batch, inner, K, b, e0, (int)L);
-    }
+    for (int64_t row = begin; row < end; row++) conv_forward_row(x, w, bias, out, row, batch, inner, K);
 }
 
 /* dx_t = sum_k w[k] * dpre[t + (K-1) - k]; dw[k] += dpre_t * x[t - (K-1) + k]; dbias += dpre_t, with
@@ -466,6 +485,17 @@ def _pointer(tensor: torch.Tensor | None) -> int | None:
     return None if tensor is None else tensor.data_ptr()
 
 
+DeltaProjection = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]
+"""``(dt [T, b, R], weight_t [R, E], bias [E] or None)``: Mamba's low-rank Δ projection, fused into the scan."""
+
+
+def _projection_args(projection: DeltaProjection | None) -> list[int | None]:
+    if projection is None:
+        return [None, None, None, 0]
+    dt, weight_t, bias = projection
+    return [dt.data_ptr(), weight_t.data_ptr(), _pointer(bias), dt.shape[-1]]
+
+
 class CpuKernels:
     """The compiled kernels and how to run them on several threads; see :func:`load_cpu_kernels`.
 
@@ -477,8 +507,14 @@ class CpuKernels:
     def __init__(self, library: ctypes.CDLL) -> None:
         pointer, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
         signatures = {
-            "s5vh_scan_forward": [i64] * 4 + [pointer] * 7 + [i32, pointer, i64, i64, i32],
-            "s5vh_scan_backward": [i64] * 4 + [pointer] * 7 + [i32] + [pointer] * 9 + [i64, i64, i32],
+            "s5vh_scan_forward": [i64] * 4 + [pointer] * 7 + [i32] + [pointer] * 3 + [i64, pointer, i64, i64, i32],
+            "s5vh_scan_backward": [i64] * 4
+            + [pointer] * 7
+            + [i32]
+            + [pointer] * 3
+            + [i64]
+            + [pointer] * 9
+            + [i64, i64, i32],
             "s5vh_conv_silu_forward": [i64] * 4 + [pointer] * 4 + [i64, i64, i32],
             "s5vh_conv_silu_backward": [i64] * 4 + [pointer] * 7 + [i64, i64, i32],
         }
@@ -520,22 +556,25 @@ class CpuKernels:
     def scan_forward(
         self,
         u: torch.Tensor,
-        delta: torch.Tensor,
+        delta: torch.Tensor | None,
         A2_t: torch.Tensor,
         B: torch.Tensor,
         C: torch.Tensor,
         D: torch.Tensor | None,
         z: torch.Tensor | None,
         softplus: bool,
+        projection: DeltaProjection | None = None,
     ) -> torch.Tensor:
         """Time-major, contiguous float32: ``u``, ``delta``, ``z`` ``[T, b, E]``; ``A2_t`` = A·log2(e) as
         ``[N, E]``; ``B``, ``C`` ``[T, b, N]``; ``D`` ``[E]``. Returns ``(y + D·u) ⊙ silu(z)`` ``[T, b, E]``,
-        with ``Δ = softplus(delta)`` when ``softplus`` is set."""
+        with ``Δ = softplus(delta)`` when ``softplus`` is set. With ``projection`` = ``(dt [T, b, R],
+        weight_t [R, E], bias [E] or None)``, ``delta = dt · weight_t + bias`` is computed in the kernel and
+        ``delta`` is not read (pass ``None``)."""
         steps, batch, inner = u.shape
         state = A2_t.shape[0]
         out = torch.empty_like(u)
         args = [steps, batch, inner, state] + [_pointer(t) for t in (u, delta, A2_t, B, C, D, z)]
-        args += [int(softplus), out.data_ptr()]
+        args += [int(softplus), *_projection_args(projection), out.data_ptr()]
         function = self._functions["s5vh_scan_forward"]
         items = batch * -(-inner // LANES)
         self._run(lambda slot, begin, end, omp: function(*args, begin, end, omp), items, steps * state)
@@ -545,16 +584,18 @@ class CpuKernels:
         self,
         grad_out: torch.Tensor,
         u: torch.Tensor,
-        delta: torch.Tensor,
+        delta: torch.Tensor | None,
         A2_t: torch.Tensor,
         B: torch.Tensor,
         C: torch.Tensor,
         D: torch.Tensor | None,
         z: torch.Tensor | None,
         softplus: bool,
+        projection: DeltaProjection | None = None,
     ) -> tuple[torch.Tensor | None, ...]:
         """Gradients ``(du, ddelta, dA [E, N], dB, dC, dD, dz)`` of :meth:`scan_forward` (``None`` for absent
-        ``D``/``z``); ``ddelta`` is with respect to the raw input when ``softplus`` is set."""
+        ``D``/``z``); ``ddelta`` is with respect to the raw input (before softplus; the projection's output when
+        ``projection`` is given)."""
         steps, batch, inner = u.shape
         state = A2_t.shape[0]
         items = batch * -(-inner // LANES)
@@ -567,13 +608,13 @@ class CpuKernels:
         grad_A = u.new_zeros(slots, state, inner)
         grad_D = u.new_zeros(slots, inner)
         scratch = u.new_empty(slots, steps * state * LANES)
-        inputs = [_pointer(t) for t in (u, delta, A2_t, B, C, D, z)]
+        inputs = [_pointer(t) for t in (u, delta, A2_t, B, C, D, z)] + [int(softplus), *_projection_args(projection)]
         written = [grad_out.data_ptr(), grad_u.data_ptr(), grad_delta.data_ptr(), _pointer(grad_z)]
         function = self._functions["s5vh_scan_backward"]
 
         def call(slot: int, begin: int, end: int, omp_threads: int) -> None:
             partial = [t[slot].data_ptr() for t in (grad_B, grad_C, grad_A, grad_D, scratch)]
-            function(steps, batch, inner, state, *inputs, int(softplus), *written, *partial, begin, end, omp_threads)
+            function(steps, batch, inner, state, *inputs, *written, *partial, begin, end, omp_threads)
 
         self._run(call, items, 3 * steps * state)
         return (
@@ -595,8 +636,8 @@ class CpuKernels:
         out = torch.empty_like(x)
         args = [steps, batch, inner, taps.shape[0], x.data_ptr(), taps.data_ptr(), _pointer(bias), out.data_ptr()]
         function = self._functions["s5vh_conv_silu_forward"]
-        items = batch * -(-inner // LANES)
-        self._run(lambda slot, begin, end, omp: function(*args, begin, end, omp), items, steps * taps.shape[0])
+        rows = steps * batch  # the forward pass streams over (t, b) rows
+        self._run(lambda slot, begin, end, omp: function(*args, begin, end, omp), rows, -(-inner // LANES) * 4)
         return out
 
     def conv_silu_backward(

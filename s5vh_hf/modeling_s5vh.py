@@ -23,7 +23,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_s5vh import S5VHConfig
 from .cpu_kernels import causal_conv1d_silu, load_cpu_kernels
-from .selective_scan import selective_scan
+from .selective_scan import selective_scan, selective_scan_cpu_kernel
 
 try:  # optional CUDA kernels (the `cuda` extra)
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _cuda_selective_scan
@@ -175,11 +175,16 @@ class S5VHMambaMixer(nn.Module):
         A = -torch.exp(self.A_log.float())
         if self._use_cuda_kernels(hidden):  # pragma: no cover - needs a GPU and the `cuda` extra
             return self._forward_cuda(x, gate, A)
-        if self._use_cpu_kernels(hidden):
+        if self._use_cpu_kernels(hidden):  # fused C kernels: conv + SiLU, then Δ projection + scan + gate
             bias = self.conv1d.bias.float() if self.conv1d.bias is not None else None
             x = causal_conv1d_silu(x.float(), self.conv1d.weight.float(), bias).to(hidden.dtype)
-        else:
-            x = F.silu(causal_depthwise_conv(x, self.conv1d.weight, self.conv1d.bias))
+            dt, B, C = self.x_proj(x).split([self.time_step_rank, self.state_size, self.state_size], dim=-1)
+            projection = (dt, self.dt_proj.weight, self.dt_proj.bias)
+            y = selective_scan_cpu_kernel(
+                x, None, A, B, C, self.D, z=gate, delta_softplus=True, time_major=True, delta_projection=projection
+            )
+            return self.out_proj(y)
+        x = F.silu(causal_depthwise_conv(x, self.conv1d.weight, self.conv1d.bias))
         dt, B, C = self.x_proj(x).split([self.time_step_rank, self.state_size, self.state_size], dim=-1)
         y = selective_scan(
             x,

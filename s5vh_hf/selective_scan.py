@@ -268,18 +268,28 @@ def selective_scan_fast(
 
 class _KernelSelectiveScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, softplus):  # noqa: D102 - see selective_scan_cpu_kernel
-        ctx.save_for_backward(u, delta, A, B, C, D, z)
+    def forward(ctx, u, delta, A, B, C, D, z, softplus, dt, dt_weight, dt_bias):  # noqa: D102 - see below
+        ctx.save_for_backward(u, delta, A, B, C, D, z, dt, dt_weight, dt_bias)
         ctx.softplus = softplus
-        return load_cpu_kernels().scan_forward(u, delta, (A * _LOG2_E).t().contiguous(), B, C, D, z, softplus)
+        projection = None if dt is None else (dt, dt_weight.t().contiguous(), dt_bias)
+        A2_t = (A * _LOG2_E).t().contiguous()
+        return load_cpu_kernels().scan_forward(u, delta, A2_t, B, C, D, z, softplus, projection)
 
     @staticmethod
     def backward(ctx, grad_out):  # noqa: D102
-        u, delta, A, B, C, D, z = ctx.saved_tensors
-        grads = load_cpu_kernels().scan_backward(
-            grad_out.contiguous(), u, delta, (A * _LOG2_E).t().contiguous(), B, C, D, z, ctx.softplus
+        u, delta, A, B, C, D, z, dt, dt_weight, dt_bias = ctx.saved_tensors
+        projection = None if dt is None else (dt, dt_weight.t().contiguous(), dt_bias)
+        A2_t = (A * _LOG2_E).t().contiguous()
+        grad_u, grad_delta, grad_A, grad_B, grad_C, grad_D, grad_z = load_cpu_kernels().scan_backward(
+            grad_out.contiguous(), u, delta, A2_t, B, C, D, z, ctx.softplus, projection
         )
-        return (*grads, None)
+        if dt is None:
+            return grad_u, grad_delta, grad_A, grad_B, grad_C, grad_D, grad_z, None, None, None, None
+        flat = grad_delta.view(-1, grad_delta.shape[-1])  # ∂L/∂(dt·Wᵀ + b), [T·b, E]
+        grad_dt = (flat @ dt_weight).view_as(dt)
+        grad_weight = flat.t() @ dt.reshape(-1, dt.shape[-1])
+        grad_bias = flat.sum(0) if dt_bias is not None else None
+        return grad_u, None, grad_A, grad_B, grad_C, grad_D, grad_z, None, grad_dt, grad_weight, grad_bias
 
 
 def cpu_kernel_supports(u: torch.Tensor, A: torch.Tensor) -> bool:
@@ -289,7 +299,7 @@ def cpu_kernel_supports(u: torch.Tensor, A: torch.Tensor) -> bool:
 
 def selective_scan_cpu_kernel(
     u: torch.Tensor,
-    delta: torch.Tensor,
+    delta: torch.Tensor | None,
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
@@ -297,9 +307,15 @@ def selective_scan_cpu_kernel(
     z: torch.Tensor | None = None,
     delta_softplus: bool = False,
     time_major: bool = False,
+    delta_projection: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None,
 ) -> torch.Tensor:
     """Fused C selective scan (CPU): ``(scan(u, softplus?(delta)) + D·u) ⊙ silu(z)`` in one pass, with a fused
-    backward pass. Shapes as in :func:`selective_scan`; computes in float32 and returns ``u``'s dtype."""
+    backward pass. Shapes as in :func:`selective_scan`; computes in float32 and returns ``u``'s dtype.
+
+    ``delta_projection`` = ``(dt [b, T, R], weight [E, R], bias [E] or None)`` (Mamba's ``dt_proj``) computes
+    ``delta = dt·weightᵀ + bias`` inside the kernel instead of reading a ``[b, T, E]`` tensor; pass
+    ``delta=None`` then.
+    """
     if not cpu_kernel_supports(u, A):
         reason = cpu_kernels_error() or "unknown"
         if u.device.type != "cpu":
@@ -307,16 +323,30 @@ def selective_scan_cpu_kernel(
         elif A.shape[-1] > MAX_STATE_SIZE:
             reason = f"state size {A.shape[-1]} > {MAX_STATE_SIZE}"
         raise RuntimeError(f"The fused CPU scan kernel cannot run here ({reason}); use implementation='fast'.")
+    if (delta is None) == (delta_projection is None):
+        raise ValueError("pass exactly one of delta and delta_projection")
     dtype = u.dtype
-    sequences = [t.float() for t in (u, delta, B, C)] + ([z.float()] if z is not None else [])
+    dt, dt_weight, dt_bias = delta_projection if delta_projection is not None else (None, None, None)
+    names = ("u", "delta", "B", "C", "z", "dt")
+    sequences = {name: t.float() for name, t in zip(names, (u, delta, B, C, z, dt)) if t is not None}
     if not time_major:
-        sequences = _time_major(*sequences)
+        sequences = dict(zip(sequences, _time_major(*sequences.values())))
     else:
-        sequences = [t.contiguous() for t in sequences]
-    u_t, delta_t, B_t, C_t = sequences[:4]
-    z_t = sequences[4] if z is not None else None
-    D = D.float().contiguous() if D is not None else None
-    y = _KernelSelectiveScan.apply(u_t, delta_t, A.float().contiguous(), B_t, C_t, D, z_t, delta_softplus)
+        sequences = {name: t.contiguous() for name, t in sequences.items()}
+    as_float = lambda t: t.float().contiguous() if t is not None else None  # noqa: E731
+    y = _KernelSelectiveScan.apply(
+        sequences["u"],
+        sequences.get("delta"),
+        as_float(A),
+        sequences["B"],
+        sequences["C"],
+        as_float(D),
+        sequences.get("z"),
+        delta_softplus,
+        sequences.get("dt"),
+        as_float(dt_weight),
+        as_float(dt_bias),
+    )
     return (y if time_major else y.transpose(0, 1)).to(dtype)
 
 

@@ -227,3 +227,26 @@ def test_concurrent_first_builds_share_one_cache(tmp_path):
         stdout, stderr = process.communicate(timeout=300)
         assert process.returncode == 0 and b"ok" in stdout, stderr.decode()[-2000:]
     assert len(list(tmp_path.glob("*.so"))) == 1 and not list(tmp_path.glob("*.tmp"))
+
+
+def test_fused_delta_projection_matches_projecting_first():
+    """delta = dt·Wᵀ + b inside the kernel: same output and gradients (dt, W, b included) as projecting first."""
+    u, _, A, B, C, D, z = _scan_inputs(11, 3, 32, 16, seed=9)
+    generator = torch.Generator().manual_seed(10)
+    dt = torch.randn(3, 11, 4, generator=generator)
+    weight, bias = torch.randn(32, 4, generator=generator) * 0.5, torch.randn(32, generator=generator)
+    fused_leaves = [t.clone().requires_grad_() for t in (u, dt, weight, bias)]
+    plain_leaves = [t.clone().requires_grad_() for t in (u, dt, weight, bias)]
+    fused = selective_scan_cpu_kernel(
+        fused_leaves[0], None, A, B, C, D, z=z, delta_softplus=True, delta_projection=tuple(fused_leaves[1:])
+    )
+    u2, dt2, weight2, bias2 = plain_leaves
+    plain = selective_scan_cpu_kernel(u2, F.linear(dt2, weight2, bias2), A, B, C, D, z=z, delta_softplus=True)
+    assert _relative_error(fused, plain) < 1e-6
+    upstream = torch.randn_like(plain)
+    (fused * upstream).sum().backward()
+    (plain * upstream).sum().backward()
+    for name, mine, reference in zip(("u", "dt", "weight", "bias"), fused_leaves, plain_leaves):
+        assert _relative_error(mine.grad, reference.grad) < 1e-5, name
+    with pytest.raises(ValueError, match="exactly one"):
+        selective_scan_cpu_kernel(u, None, A, B, C, D)
