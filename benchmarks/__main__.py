@@ -1,6 +1,6 @@
 """Run the benchmark suite: ``python -m benchmarks [--quick] [--full]``.
 
-Backbones (time and memory vs T), encode/training-step speed vs the reference scan, retrieval, and hash-center
+Backbones (time and memory vs T), encode/training-step speed (C kernels vs PyTorch scan vs reference scan), retrieval, and hash-center
 generation; ``--full`` adds the FCVID-sized preprocessing (writes an 8.6 GiB feature file) and the conversion
 memory benchmark. Each writes its section of benchmarks/RESULTS.md.
 """

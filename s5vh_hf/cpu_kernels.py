@@ -430,11 +430,20 @@ def _cpu_signature() -> str:
 
 
 def kernel_cache_dir() -> Path:
-    """Where compiled kernels are kept: ``$S5VH_KERNEL_CACHE``, else ``$XDG_CACHE_HOME/s5vh_hf/kernels``."""
+    """Where compiled kernels are kept: ``$S5VH_KERNEL_CACHE``, else ``$XDG_CACHE_HOME/s5vh_hf/kernels``
+    (``~/.cache/s5vh_hf/kernels``), else, when that cannot be created or written, a per-user temporary folder."""
     if os.environ.get("S5VH_KERNEL_CACHE"):
         return Path(os.environ["S5VH_KERNEL_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "s5vh_hf" / "kernels"
+    folder = Path(base) / "s5vh_hf" / "kernels"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.access(folder, os.W_OK):
+            return folder
+    except OSError:
+        pass
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return Path(tempfile.gettempdir()) / f"s5vh_hf-kernels-{user}"
 
 
 def _compile(compiler: str, flags: list[str], target: Path) -> None:

@@ -250,3 +250,14 @@ def test_fused_delta_projection_matches_projecting_first():
         assert _relative_error(mine.grad, reference.grad) < 1e-5, name
     with pytest.raises(ValueError, match="exactly one"):
         selective_scan_cpu_kernel(u, None, A, B, C, D)
+
+
+def test_cache_folder_falls_back_to_a_temporary_folder(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.delenv("S5VH_KERNEL_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    folder = kernels_module.kernel_cache_dir()
+    assert not str(folder).startswith(str(blocker)) and "s5vh_hf-kernels" in folder.name
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert kernels_module.kernel_cache_dir() == tmp_path / "cache" / "s5vh_hf" / "kernels"
