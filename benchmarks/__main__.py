@@ -1,8 +1,9 @@
 """Run the benchmark suite: ``python -m benchmarks [--quick] [--full]``.
 
-Backbones (time and memory vs T), encode/training-step speed (C kernels vs PyTorch scan vs reference scan), retrieval, and hash-center
-generation; ``--full`` adds the FCVID-sized preprocessing (writes an 8.6 GiB feature file) and the conversion
-memory benchmark. Each writes its section of benchmarks/RESULTS.md.
+Backbones (time and memory vs T, CPU or CUDA), encode/training-step speed (C kernels vs PyTorch scan vs
+reference scan), retrieval and evaluation, and hash-center generation for every preset; ``--full`` adds the
+FCVID-sized preprocessing (writes an 8.6 GiB feature file) and the conversion memory benchmark. Each writes its
+section of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def main() -> None:
         ["benchmarks.learning"] + (["--epochs", "3"] if args.quick else []),
         ["benchmarks.encode"] + (["--repeats", "1", "--reference-repeats", "1", "--batch", "64"] if args.quick else []),
         ["benchmarks.retrieval"] + (["--videos", "5000", "--search-database", "100000"] if args.quick else []),
+        ["benchmarks.centers"],
     ]
     if args.full:
         runs += [["benchmarks.preprocess"], ["benchmarks.convert"]]

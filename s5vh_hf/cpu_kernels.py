@@ -477,8 +477,12 @@ def _build_library(flag_sets: tuple[list[str], ...] = _FLAG_SETS) -> ctypes.CDLL
         ).hexdigest()[:20]
         target = kernel_cache_dir() / f"s5vh_scan_{key}.so"
         try:
-            if not target.exists():
-                _compile(compiler, flags, target)
+            if target.exists():
+                try:
+                    return ctypes.CDLL(str(target))
+                except OSError:  # a damaged cache entry (say, a disk that filled up): build it again
+                    target.unlink(missing_ok=True)
+            _compile(compiler, flags, target)
             return ctypes.CDLL(str(target))
         except (OSError, subprocess.SubprocessError) as error:
             detail = getattr(error, "stderr", "") or str(error)

@@ -261,3 +261,16 @@ def test_cache_folder_falls_back_to_a_temporary_folder(tmp_path, monkeypatch):
     assert not str(folder).startswith(str(blocker)) and "s5vh_hf-kernels" in folder.name
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert kernels_module.kernel_cache_dir() == tmp_path / "cache" / "s5vh_hf" / "kernels"
+
+
+def test_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("S5VH_KERNEL_CACHE", str(tmp_path))
+    kernels_module._build_library(PORTABLE_FLAGS)
+    (library,) = tmp_path.glob("s5vh_scan_*.so")
+    damaged = tmp_path / "damaged"
+    damaged.write_bytes(b"not a shared library")
+    os.replace(damaged, library)  # a new file: the library loaded above stays mapped and intact
+    kernels = CpuKernels(kernels_module._build_library(PORTABLE_FLAGS))
+    x, weight = torch.randn(4, 2, 16), torch.randn(16, 1, 4)
+    taps = weight[:, 0, :].t().contiguous()
+    torch.testing.assert_close(kernels.conv_silu_forward(x, taps, None), F.silu(causal_depthwise_conv(x, weight, None)))
