@@ -22,7 +22,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_s5vh import S5VHConfig
-from .cpu_kernels import causal_conv1d_silu, load_cpu_kernels
+from .cpu_kernels import MAX_STATE_SIZE, causal_conv1d_silu, load_cpu_kernels
 from .selective_scan import selective_scan, selective_scan_cpu_kernel
 
 try:  # optional CUDA kernels (the `cuda` extra)
@@ -164,7 +164,12 @@ class S5VHMambaMixer(nn.Module):
         implementation = self.config.scan_implementation
         if implementation == "cpu_kernel":
             return True
-        return implementation == "auto" and hidden.device.type == "cpu" and load_cpu_kernels() is not None
+        return (
+            implementation == "auto"
+            and hidden.device.type == "cpu"
+            and self.state_size <= MAX_STATE_SIZE
+            and load_cpu_kernels() is not None
+        )
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """Time-major ``hidden`` ``[T, B, width]`` → ``[T, B, width]``."""

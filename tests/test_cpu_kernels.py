@@ -274,3 +274,18 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
     x, weight = torch.randn(4, 2, 16), torch.randn(16, 1, 4)
     taps = weight[:, 0, :].t().contiguous()
     torch.testing.assert_close(kernels.conv_silu_forward(x, taps, None), F.silu(causal_depthwise_conv(x, weight, None)))
+
+
+def test_auto_falls_back_to_pytorch_for_state_sizes_the_kernel_does_not_take(monkeypatch):
+    import s5vh_hf.modeling_s5vh as modeling
+    import s5vh_hf.selective_scan as scan
+
+    for module in (kernels_module, modeling, scan):
+        monkeypatch.setattr(module, "MAX_STATE_SIZE", 8)
+    torch.manual_seed(0)
+    model = S5VHModel(make_tiny_config())  # state size 16 > 8: the PyTorch scan
+    reference = S5VHModel(make_tiny_config(scan_implementation="fast"))
+    reference.load_state_dict(model.state_dict())
+    features = torch.randn(2, 6, model.config.feature_dim)
+    assert not model.encoder.blocks[0].mamba1._use_cpu_kernels(features)
+    torch.testing.assert_close(model(features).frame_logits, reference(features).frame_logits, rtol=0, atol=0)
