@@ -1,5 +1,6 @@
 """The fused C kernels (selective scan, causal conv + SiLU) against the PyTorch oracles, and their fallbacks."""
 
+import importlib
 import logging
 import os
 import subprocess
@@ -277,9 +278,7 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
 
 
 def test_auto_falls_back_to_pytorch_for_state_sizes_the_kernel_does_not_take(monkeypatch):
-    import s5vh_hf.modeling_s5vh as modeling
-    import s5vh_hf.selective_scan as scan
-
+    modeling, scan = (importlib.import_module(f"s5vh_hf.{name}") for name in ("modeling_s5vh", "selective_scan"))
     for module in (kernels_module, modeling, scan):
         monkeypatch.setattr(module, "MAX_STATE_SIZE", 8)
     torch.manual_seed(0)
