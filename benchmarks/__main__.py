@@ -1,7 +1,8 @@
 """Run the benchmark suite: ``python -m benchmarks [--quick] [--full]``.
 
 Backbones (time and memory vs T, CPU or CUDA), encode/training-step speed (C kernels vs PyTorch scan vs
-reference scan), retrieval and evaluation, and hash-center generation for every preset; ``--full`` adds the
+reference scan), the C scan kernel by vector width, retrieval and evaluation, and hash-center generation for
+every preset; ``--full`` adds the
 FCVID-sized preprocessing (writes an 8.6 GiB feature file) and the conversion memory benchmark. Each writes its
 section of benchmarks/RESULTS.md.
 """
@@ -24,6 +25,7 @@ def main() -> None:
         ["benchmarks.encode"] + (["--repeats", "1", "--reference-repeats", "1", "--batch", "64"] if args.quick else []),
         ["benchmarks.retrieval"] + (["--videos", "5000", "--search-database", "100000"] if args.quick else []),
         ["benchmarks.centers"],
+        ["benchmarks.cpu_kernels"] + (["--repeats", "1"] if args.quick else []),
     ]
     if args.full:
         runs += [["benchmarks.preprocess"], ["benchmarks.convert"]]

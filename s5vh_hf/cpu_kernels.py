@@ -1,11 +1,12 @@
 """Fused Mamba kernels for CPUs, in C, compiled on first use and called through ``ctypes``.
 
-Two kernels, each with its backward pass, work on time-major ``[T, b, E]`` float32 tensors in blocks of 16
-channels (one vector register), one pass over time per (sequence, block):
+Two kernels, each with its backward pass, work on time-major ``[T, b, E]`` float32 tensors in blocks of
+``LANES`` channels (one vector register: 16 with AVX-512, 8 with AVX2, 4 with SSE/NEON), one pass over time per
+(sequence, block):
 
-- the selective scan: softplus of Δ, ``exp(Δ·A)``, the state update, the read-out ``⟨C, h⟩``, the skip ``D·u``
-  and the gate ``silu(z)`` in one pass, with the ``[N, 16]`` state in registers. Its backward pass recomputes
-  the states of one block and runs the adjoint recurrence the same way.
+- the selective scan: the Δ projection and its softplus, ``exp(Δ·A)``, the state update, the read-out
+  ``⟨C, h⟩``, the skip ``D·u`` and the gate ``silu(z)`` in one pass, with the ``[N, LANES]`` state in registers.
+  Its backward pass recomputes the states of one block and runs the adjoint recurrence the same way.
 - the causal depthwise convolution followed by SiLU.
 
 Eager PyTorch does each of these steps as a separate pass over memory, with a buffer for each intermediate.
@@ -35,8 +36,6 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-LANES = 16
-"""Channels per work item: one AVX-512 register of float32 (two AVX2 registers)."""
 
 _C_SOURCE = r"""
 #include <stdint.h>
@@ -48,21 +47,29 @@ _C_SOURCE = r"""
 #include <immintrin.h>
 #endif
 
+/* Channels per vector: one register of the widest float32 vectors the target has. */
+#ifndef LANES
+#if defined(__AVX512F__)
 #define LANES 16
+#elif defined(__AVX__)
+#define LANES 8
+#else
+#define LANES 4
+#endif
+#endif
 #define INLINE static inline __attribute__((always_inline))
 #define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
 
-/* Sixteen float32 lanes; the compiler maps them onto the machine's vector registers (one AVX-512 register,
-   two AVX2 registers, four SSE/NEON registers). */
-typedef float vf __attribute__((vector_size(64)));
-typedef int32_t vi __attribute__((vector_size(64)));
+/* LANES float32 lanes: one AVX-512, AVX or SSE/NEON register. */
+typedef float vf __attribute__((vector_size(LANES * 4)));
+typedef int32_t vi __attribute__((vector_size(LANES * 4)));
 
 INLINE vf splat(float s) { return (vf){0} + s; }
 INLINE vf select_v(vi mask, vf yes, vf no) { return (vf)(((vi)yes & mask) | ((vi)no & ~mask)); }
 INLINE vf abs_v(vf x) { return (vf)((vi)x & 0x7fffffff); }
 
-/* The first L lanes of p (the rest zero) and back: L == 16 compiles to one unaligned load / store. */
+/* The first L lanes of p (the rest zero) and back: L == LANES compiles to one unaligned load / store. */
 INLINE vf load_v(const float *p, const int L) {
     vf v = {0};
     memcpy(&v, p, sizeof(float) * L);
@@ -74,7 +81,7 @@ INLINE void store_v(float *p, vf v, const int L) { memcpy(p, &v, sizeof(float) *
    2^f. With AVX-512, rounding and the scaling by 2^n are one instruction each and underflow gives 0; the
    portable version clamps x to [-126, 126] first. */
 INLINE vf exp2_v(vf x) {
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && LANES == 16
     vf n = (vf)_mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 #else
     x = select_v(x < -126.0f, splat(-126.0f), x);
@@ -89,7 +96,7 @@ INLINE vf exp2_v(vf x) {
     p = p * f + 2.4022648e-1f;
     p = p * f + 6.9314718e-1f;
     p = p * f + 1.0f;
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && LANES == 16
     return (vf)_mm512_scalef_ps((__m512)p, (__m512)n);
 #else
     vi scale = (__builtin_convertvector(n, vi) + 127) << 23;
@@ -175,7 +182,7 @@ INLINE void forward_item(const scan_args *a, float *out, int64_t b, int64_t e0, 
     }
 }
 
-/* Work items [begin, end), item = b * blocks + block with blocks = ceil(inner / 16), over `threads` OpenMP
+/* Work items [begin, end), item = b * blocks + block with blocks = ceil(inner / LANES), over `threads` OpenMP
    threads (the OpenMP runtime torch already loaded, so the two share one thread pool). */
 void s5vh_scan_forward(int64_t steps, int64_t batch, int64_t inner, int64_t state,
                        const float *u, const float *delta, const float *A2, const float *B, const float *C,
@@ -200,7 +207,7 @@ typedef struct {
     float *du, *ddelta, *dz, *dB, *dC, *dA, *dD, *states;
 } grad_args;
 
-/* dB and dC are accumulated per lane ([steps, batch, N, 16]) and summed over lanes by the caller, so the
+/* dB and dC are accumulated per lane ([steps, batch, N, LANES]) and summed over lanes by the caller, so the
    inner loop has no horizontal sums. */
 INLINE void backward_item(const scan_args *a, const grad_args *g, int64_t b, int64_t e0, const int L,
                           const int64_t N) {
@@ -258,8 +265,8 @@ INLINE void backward_item(const scan_args *a, const grad_args *g, int64_t b, int
 }
 
 /* Gradients of s5vh_scan_forward for work items [begin, end). Thread k accumulates (+=) into slot k of
-   dB, dC ([slots, steps, batch, N, 16], per lane), dA ([slots, N, inner], with respect to A itself, not A·log2 e)
-   and dD ([slots, inner]) and uses slot k of `states` ([slots, steps, N, 16], 64-byte aligned) as scratch;
+   dB, dC ([slots, steps, batch, N, LANES], per lane), dA ([slots, N, inner], with respect to A itself, not A·log2 e)
+   and dD ([slots, inner]) and uses slot k of `states` ([slots, steps, N, LANES], 64-byte aligned) as scratch;
    du, ddelta, dz are written. */
 void s5vh_scan_backward(int64_t steps, int64_t batch, int64_t inner, int64_t state,
                         const float *u, const float *delta, const float *A2, const float *B, const float *C,
@@ -389,6 +396,16 @@ void s5vh_conv_silu_backward(int64_t steps, int64_t batch, int64_t inner, int64_
     }
 }
 
+int s5vh_lanes(void) { return LANES; }
+
+int s5vh_native_build(void) {
+#ifdef S5VH_NATIVE
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 int s5vh_uses_openmp(void) {
 #ifdef _OPENMP
     return 1;
@@ -398,17 +415,19 @@ int s5vh_uses_openmp(void) {
 }
 """
 
-_FLAG_SETS = (
-    ["-O3", "-march=native", "-fopenmp", "-ffp-contract=fast", "-fno-math-errno"],
-    ["-O3", "-fopenmp", "-ffp-contract=fast", "-fno-math-errno"],
-    ["-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno"],
-    ["-O3", "-ffp-contract=fast", "-fno-math-errno"],
-)
-"""Tried in order: OpenMP shares the thread pool of the OpenMP runtime torch has loaded (same soname);
-``-march=native`` enables AVX-512 / AVX2. The kernel is cached per CPU, so ``native`` is safe."""
+_OPTIMISE = ["-O3", "-ffp-contract=fast", "-fno-math-errno"]
+_FLAG_SETS = tuple(
+    [*_OPTIMISE, *target, *threads]
+    for threads in (["-fopenmp"], [])
+    for target in (["-march=native", "-DS5VH_NATIVE"], ["-mcpu=native", "-DS5VH_NATIVE"])
+) + ([*_OPTIMISE, "-fopenmp"], _OPTIMISE)
+"""Tried in order. OpenMP shares the thread pool of the OpenMP runtime torch has loaded (same soname).
+``-march=native`` (``-mcpu=native`` on compilers that only take that) picks the CPU's widest vectors (AVX-512,
+AVX2, NEON); the kernel is cached per CPU, so a native build never runs elsewhere. The last two are portable
+builds (SSE2 on x86), which are slower than the PyTorch scan there: ``"auto"`` does not use them."""
 _COMMON_FLAGS = ["-shared", "-fPIC", "-std=gnu11", "-x", "c"]
 MAX_STATE_SIZE = 256
-"""Largest Mamba state size N the kernel handles (it keeps three ``[N, 16]`` blocks on the stack)."""
+"""Largest Mamba state size N the kernel handles (it keeps three ``[N, LANES]`` blocks on the stack)."""
 
 
 def _compiler() -> str | None:
@@ -537,6 +556,10 @@ class CpuKernels:
             function.argtypes, function.restype = argtypes, None
             self._functions[name] = function
         self.uses_openmp = bool(library.s5vh_uses_openmp())
+        self.lanes = int(library.s5vh_lanes())
+        """Channels per work item: the width of the float32 vectors the kernel was built for (16 with AVX-512)."""
+        self.native = bool(library.s5vh_native_build())
+        """Built for this CPU's vector instructions (``-march=native``); ``"auto"`` only uses native builds."""
         self._pool: ThreadPoolExecutor | None = None
         self._pool_owner: tuple[int, int] | None = None
         self._lock = threading.Lock()
@@ -589,7 +612,7 @@ class CpuKernels:
         args = [steps, batch, inner, state] + [_pointer(t) for t in (u, delta, A2_t, B, C, D, z)]
         args += [int(softplus), *_projection_args(projection), out.data_ptr()]
         function = self._functions["s5vh_scan_forward"]
-        items = batch * -(-inner // LANES)
+        items = batch * -(-inner // self.lanes)
         self._run(lambda slot, begin, end, omp: function(*args, begin, end, omp), items, steps * state)
         return out
 
@@ -611,16 +634,16 @@ class CpuKernels:
         ``projection`` is given)."""
         steps, batch, inner = u.shape
         state = A2_t.shape[0]
-        items = batch * -(-inner // LANES)
+        items = batch * -(-inner // self.lanes)
         slots = self._thread_count(items, 3 * steps * state)
         grad_u, grad_delta = torch.empty_like(u), torch.empty_like(u)
         grad_z = torch.empty_like(u) if z is not None else None
         # One accumulation slot per thread; dB and dC are kept per lane and summed over lanes here.
-        grad_B = u.new_zeros(slots, *B.shape, LANES)
-        grad_C = u.new_zeros(slots, *C.shape, LANES)
+        grad_B = u.new_zeros(slots, *B.shape, self.lanes)
+        grad_C = u.new_zeros(slots, *C.shape, self.lanes)
         grad_A = u.new_zeros(slots, state, inner)
         grad_D = u.new_zeros(slots, inner)
-        scratch = u.new_empty(slots, steps * state * LANES)
+        scratch = u.new_empty(slots, steps * state * self.lanes)
         inputs = [_pointer(t) for t in (u, delta, A2_t, B, C, D, z)] + [int(softplus), *_projection_args(projection)]
         written = [grad_out.data_ptr(), grad_u.data_ptr(), grad_delta.data_ptr(), _pointer(grad_z)]
         function = self._functions["s5vh_scan_backward"]
@@ -650,7 +673,7 @@ class CpuKernels:
         args = [steps, batch, inner, taps.shape[0], x.data_ptr(), taps.data_ptr(), _pointer(bias), out.data_ptr()]
         function = self._functions["s5vh_conv_silu_forward"]
         rows = steps * batch  # the forward pass streams over (t, b) rows
-        self._run(lambda slot, begin, end, omp: function(*args, begin, end, omp), rows, -(-inner // LANES) * 4)
+        self._run(lambda slot, begin, end, omp: function(*args, begin, end, omp), rows, -(-inner // self.lanes) * 4)
         return out
 
     def conv_silu_backward(
@@ -659,7 +682,7 @@ class CpuKernels:
         """Gradients ``(dx [T, b, E], dtaps [K, E], dbias [E])`` of :meth:`conv_silu_forward`."""
         steps, batch, inner = x.shape
         kernel = taps.shape[0]
-        items = batch * -(-inner // LANES)
+        items = batch * -(-inner // self.lanes)
         slots = self._thread_count(items, 3 * steps * kernel)
         grad_x = torch.empty_like(x)
         grad_taps = x.new_zeros(slots, kernel, inner)

@@ -164,12 +164,10 @@ class S5VHMambaMixer(nn.Module):
         implementation = self.config.scan_implementation
         if implementation == "cpu_kernel":
             return True
-        return (
-            implementation == "auto"
-            and hidden.device.type == "cpu"
-            and self.state_size <= MAX_STATE_SIZE
-            and load_cpu_kernels() is not None
-        )
+        if implementation != "auto" or hidden.device.type != "cpu" or self.state_size > MAX_STATE_SIZE:
+            return False
+        kernels = load_cpu_kernels()
+        return kernels is not None and kernels.native  # a portable (SSE2) build is slower than PyTorch
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """Time-major ``hidden`` ``[T, B, width]`` → ``[T, B, width]``."""

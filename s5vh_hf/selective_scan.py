@@ -12,11 +12,12 @@ can also apply softplus to ``delta`` first (``delta_softplus=True``) and gate th
 
 Implementations:
 
-- ``"cpu_kernel"``: :mod:`.cpu_kernels`, one fused C pass per 16 channels (softplus, exp, update, read-out,
-  skip and gate), with a fused backward pass. The default on CPU tensors when a C compiler is available.
+- ``"cpu_kernel"``: :mod:`.cpu_kernels`, one fused C pass per vector of channels (softplus, exp, update,
+  read-out, skip and gate), with a fused backward pass. The default on CPU tensors when a C compiler builds it
+  for the CPU's vector instructions.
 - ``"fast"``: pure PyTorch. Keeps the state in ``[chunk, N, E]`` blocks that fit in cache, computes ``exp`` as
   ``exp2`` (about three times cheaper on AVX-512 CPUs), and has a hand-written backward pass that recomputes
-  the states instead of storing them. Used on GPUs without mamba-ssm and on CPUs without a C compiler.
+  the states instead of storing them. Used on GPUs without mamba-ssm and on CPUs without a (native) C build.
 - ``"reference"``: the sequential oracle; slow.
 """
 
@@ -297,6 +298,12 @@ def cpu_kernel_supports(u: torch.Tensor, A: torch.Tensor) -> bool:
     return u.device.type == "cpu" and A.shape[-1] <= MAX_STATE_SIZE and load_cpu_kernels() is not None
 
 
+def cpu_kernel_preferred(u: torch.Tensor, A: torch.Tensor) -> bool:
+    """What ``"auto"`` asks: the kernel can run and was built for this CPU's vector instructions (a portable
+    SSE2 build is slower than the PyTorch scan, which dispatches to AVX2/AVX-512 itself)."""
+    return cpu_kernel_supports(u, A) and load_cpu_kernels().native
+
+
 def selective_scan_cpu_kernel(
     u: torch.Tensor,
     delta: torch.Tensor | None,
@@ -373,7 +380,7 @@ def selective_scan(
         raise ValueError(
             f"Unknown selective-scan implementation {implementation!r}; use 'auto', 'cpu_kernel', 'fast' or 'reference'"
         )
-    if implementation == "cpu_kernel" or (implementation == "auto" and cpu_kernel_supports(u, A)):
+    if implementation == "cpu_kernel" or (implementation == "auto" and cpu_kernel_preferred(u, A)):
         return selective_scan_cpu_kernel(u, delta, A, B, C, D, z, delta_softplus, time_major=time_major)
     if delta_softplus:
         delta = F.softplus(delta)

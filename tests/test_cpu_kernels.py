@@ -3,6 +3,7 @@
 import importlib
 import logging
 import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -139,23 +140,62 @@ def test_conv_silu_matches_pytorch(steps, batch, inner, kernel):
         assert _relative_error(mine.grad, reference.grad) < 1e-5, name
 
 
-def test_portable_build_without_openmp_or_native_flags(tmp_path, monkeypatch):
-    """The generic vector code (no AVX-512 instructions) and the Python thread pool give the same results."""
+def _cpu_has(*features: str) -> bool:
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return False
+    return all(feature in flags for feature in features)
+
+
+BUILDS = [pytest.param(PORTABLE_FLAGS, 4, id="portable-sse2")]
+if platform.machine() == "x86_64" and _cpu_has("avx2", "fma"):
+    BUILDS.append(pytest.param((["-O2", "-march=x86-64-v3", "-ffp-contract=fast"],), 8, id="avx2"))
+
+
+@pytest.mark.parametrize("flags, lanes", BUILDS)
+def test_other_vector_widths_without_openmp(tmp_path, monkeypatch, flags, lanes):
+    """The generic vector code at 4 and 8 lanes (no AVX-512 instructions), partial last blocks, and the Python
+    thread pool that replaces OpenMP give the same results."""
+    if platform.machine() != "x86_64":
+        pytest.skip("the lane counts of these builds are x86's")
     monkeypatch.setenv("S5VH_KERNEL_CACHE", str(tmp_path))
-    portable = CpuKernels(kernels_module._build_library(PORTABLE_FLAGS))
-    assert not portable.uses_openmp
-    monkeypatch.setattr(kernels_module, "_KERNELS", portable)
+    kernels = CpuKernels(kernels_module._build_library(flags))
+    assert not kernels.uses_openmp and not kernels.native and kernels.lanes == lanes
+    monkeypatch.setattr(kernels_module, "_KERNELS", kernels)
     monkeypatch.setattr(kernels_module, "_MIN_WORK_PER_THREAD", 1)
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         _check_scan_against_oracle(_kernel_scan, 25, 4, 40, 16, seed=1)
-        _check_scan_against_oracle(_kernel_scan, 5, 2, 20, 7, seed=2)
-        x, weight, bias = torch.randn(10, 3, 40), torch.randn(40, 1, 4), torch.randn(40)
-        torch.testing.assert_close(causal_conv1d_silu(x, weight, bias), F.silu(causal_depthwise_conv(x, weight, bias)))
+        _check_scan_against_oracle(_kernel_scan, 5, 2, 19, 7, seed=2)  # 19 = 4·4 + 3 = 2·8 + 3
+        x, weight, bias = torch.randn(10, 3, 38), torch.randn(38, 1, 4), torch.randn(38)
+        leaves = [t.clone().requires_grad_() for t in (x, weight, bias)]
+        references = [t.clone().requires_grad_() for t in (x, weight, bias)]
+        got, expected = causal_conv1d_silu(*leaves), F.silu(causal_depthwise_conv(*references))
+        torch.testing.assert_close(got, expected)
+        got.sum().backward()
+        expected.sum().backward()
+        for mine, reference in zip(leaves, references):
+            torch.testing.assert_close(mine.grad, reference.grad, rtol=1e-5, atol=1e-5)
     finally:
         torch.set_num_threads(previous)
     assert list(tmp_path.glob("s5vh_scan_*.so"))
+
+
+def test_auto_does_not_take_a_portable_build(tmp_path, monkeypatch):
+    """A build without the CPU's vector instructions is slower than the PyTorch scan: "auto" skips it."""
+    monkeypatch.setenv("S5VH_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setattr(kernels_module, "_KERNELS", CpuKernels(kernels_module._build_library(PORTABLE_FLAGS)))
+    torch.manual_seed(0)
+    model = S5VHModel(make_tiny_config())
+    features = torch.randn(2, 6, model.config.feature_dim)
+    assert not model.encoder.blocks[0].mamba1._use_cpu_kernels(features)
+    u, delta_raw, A, B, C, D, z = _scan_inputs(4, 2, 16, 16, seed=5)
+    auto = selective_scan(u, delta_raw, A, B, C, D, z=z, delta_softplus=True)
+    pytorch = selective_scan(u, delta_raw, A, B, C, D, z=z, delta_softplus=True, implementation="fast")
+    torch.testing.assert_close(auto, pytorch, rtol=0, atol=0)
+    assert load_cpu_kernels() is not None and not load_cpu_kernels().native
 
 
 def test_disabled_kernels_fall_back_to_pytorch(monkeypatch):
