@@ -22,8 +22,8 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_s5vh import S5VHConfig
-from .cpu_kernels import MAX_STATE_SIZE, causal_conv1d_silu, load_cpu_kernels
-from .selective_scan import selective_scan, selective_scan_cpu_kernel
+from .cpu_kernels import causal_conv1d_silu
+from .selective_scan import cpu_kernel_preferred, selective_scan, selective_scan_cpu_kernel
 
 try:  # optional CUDA kernels (the `cuda` extra)
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _cuda_selective_scan
@@ -162,12 +162,9 @@ class S5VHMambaMixer(nn.Module):
 
     def _use_cpu_kernels(self, hidden: torch.Tensor) -> bool:
         implementation = self.config.scan_implementation
-        if implementation == "cpu_kernel":
-            return True
-        if implementation != "auto" or hidden.device.type != "cpu" or self.state_size > MAX_STATE_SIZE:
-            return False
-        kernels = load_cpu_kernels()
-        return kernels is not None and kernels.native  # a portable (SSE2) build is slower than PyTorch
+        return implementation == "cpu_kernel" or (
+            implementation == "auto" and cpu_kernel_preferred(hidden.device, self.state_size)
+        )
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """Time-major ``hidden`` ``[T, B, width]`` → ``[T, B, width]``."""

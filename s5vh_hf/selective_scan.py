@@ -293,15 +293,16 @@ class _KernelSelectiveScan(torch.autograd.Function):
         return grad_u, None, grad_A, grad_B, grad_C, grad_D, grad_z, None, grad_dt, grad_weight, grad_bias
 
 
-def cpu_kernel_supports(u: torch.Tensor, A: torch.Tensor) -> bool:
-    """Whether the fused C kernel can run these inputs: CPU tensors, N ≤ 256, and a compiled kernel."""
-    return u.device.type == "cpu" and A.shape[-1] <= MAX_STATE_SIZE and load_cpu_kernels() is not None
+def cpu_kernel_supports(device: torch.device, state_size: int) -> bool:
+    """Whether the fused C kernel can run a scan on ``device`` with N = ``state_size``: CPU tensors, N ≤ 256,
+    and a compiled kernel."""
+    return device.type == "cpu" and state_size <= MAX_STATE_SIZE and load_cpu_kernels() is not None
 
 
-def cpu_kernel_preferred(u: torch.Tensor, A: torch.Tensor) -> bool:
+def cpu_kernel_preferred(device: torch.device, state_size: int) -> bool:
     """What ``"auto"`` asks: the kernel can run and was built for this CPU's vector instructions (a portable
     SSE2 build is slower than the PyTorch scan, which dispatches to AVX2/AVX-512 itself)."""
-    return cpu_kernel_supports(u, A) and load_cpu_kernels().native
+    return cpu_kernel_supports(device, state_size) and load_cpu_kernels().native
 
 
 def selective_scan_cpu_kernel(
@@ -323,7 +324,7 @@ def selective_scan_cpu_kernel(
     ``delta = dt·weightᵀ + bias`` inside the kernel instead of reading a ``[b, T, E]`` tensor; pass
     ``delta=None`` then.
     """
-    if not cpu_kernel_supports(u, A):
+    if not cpu_kernel_supports(u.device, A.shape[-1]):
         reason = cpu_kernels_error() or "unknown"
         if u.device.type != "cpu":
             reason = f"the tensors are on {u.device}"
@@ -380,7 +381,7 @@ def selective_scan(
         raise ValueError(
             f"Unknown selective-scan implementation {implementation!r}; use 'auto', 'cpu_kernel', 'fast' or 'reference'"
         )
-    if implementation == "cpu_kernel" or (implementation == "auto" and cpu_kernel_preferred(u, A)):
+    if implementation == "cpu_kernel" or (implementation == "auto" and cpu_kernel_preferred(u.device, A.shape[-1])):
         return selective_scan_cpu_kernel(u, delta, A, B, C, D, z, delta_softplus, time_major=time_major)
     if delta_softplus:
         delta = F.softplus(delta)
