@@ -568,13 +568,13 @@ class CpuKernels:
     def _thread_count(items: int, work_per_item: int) -> int:
         return max(1, min(torch.get_num_threads(), items, (items * work_per_item) // _MIN_WORK_PER_THREAD))
 
-    def _run(self, call, items: int, work_per_item: int) -> int:
-        """``call(slot, begin, end, omp_threads)`` over ``items`` work items: one call that runs an OpenMP loop,
-        or one call per thread of a Python pool. Returns the number of accumulation slots used."""
-        threads = self._thread_count(items, work_per_item)
+    def _run(self, call, items: int, threads: int) -> None:
+        """``call(slot, begin, end, omp_threads)`` over ``items`` work items on ``threads`` threads (see
+        :meth:`_thread_count`; thread k accumulates into slot k): one call that runs an OpenMP loop, or one call
+        per thread of a Python pool."""
         if self.uses_openmp or threads == 1:
             call(0, 0, items, threads)
-            return threads
+            return
         with self._lock:
             owner = (os.getpid(), threads)
             if self._pool is None or self._pool_owner != owner:  # a new process after fork, or a new count
@@ -585,7 +585,6 @@ class CpuKernels:
         futures = [pool.submit(call, slot, bounds[slot], bounds[slot + 1], 1) for slot in range(threads)]
         for future in futures:
             future.result()
-        return threads
 
     # -- selective scan ----------------------------------------------------------------------------------------
 
@@ -613,7 +612,8 @@ class CpuKernels:
         args += [int(softplus), *_projection_args(projection), out.data_ptr()]
         function = self._functions["s5vh_scan_forward"]
         items = batch * -(-inner // self.lanes)
-        self._run(lambda slot, begin, end, omp: function(*args, begin, end, omp), items, steps * state)
+        threads = self._thread_count(items, steps * state)
+        self._run(lambda slot, begin, end, omp: function(*args, begin, end, omp), items, threads)
         return out
 
     def scan_backward(
@@ -652,7 +652,7 @@ class CpuKernels:
             partial = [t[slot].data_ptr() for t in (grad_B, grad_C, grad_A, grad_D, scratch)]
             function(steps, batch, inner, state, *inputs, *written, *partial, begin, end, omp_threads)
 
-        self._run(call, items, 3 * steps * state)
+        self._run(call, items, slots)
         return (
             grad_u,
             grad_delta,
@@ -673,7 +673,8 @@ class CpuKernels:
         args = [steps, batch, inner, taps.shape[0], x.data_ptr(), taps.data_ptr(), _pointer(bias), out.data_ptr()]
         function = self._functions["s5vh_conv_silu_forward"]
         rows = steps * batch  # the forward pass streams over (t, b) rows
-        self._run(lambda slot, begin, end, omp: function(*args, begin, end, omp), rows, -(-inner // self.lanes) * 4)
+        threads = self._thread_count(rows, -(-inner // self.lanes) * 4)
+        self._run(lambda slot, begin, end, omp: function(*args, begin, end, omp), rows, threads)
         return out
 
     def conv_silu_backward(
@@ -694,7 +695,7 @@ class CpuKernels:
             partial = [grad_x.data_ptr(), grad_taps[slot].data_ptr(), grad_bias[slot].data_ptr()]
             function(*args, *partial, begin, end, omp_threads)
 
-        self._run(call, items, 3 * steps * kernel)
+        self._run(call, items, slots)
         return grad_x, grad_taps.sum(0), grad_bias.sum(0)
 
 
