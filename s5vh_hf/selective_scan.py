@@ -270,17 +270,17 @@ def selective_scan_fast(
 class _KernelSelectiveScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, softplus, dt, dt_weight, dt_bias):  # noqa: D102 - see below
-        ctx.save_for_backward(u, delta, A, B, C, D, z, dt, dt_weight, dt_bias)
+        A2_t = (A * _LOG2_E).t().contiguous()  # the kernel's layout of A, kept for the backward pass
+        weight_t = dt_weight.t().contiguous() if dt is not None else None
+        ctx.save_for_backward(u, delta, A2_t, B, C, D, z, dt, dt_weight, weight_t, dt_bias)
         ctx.softplus = softplus
-        projection = None if dt is None else (dt, dt_weight.t().contiguous(), dt_bias)
-        A2_t = (A * _LOG2_E).t().contiguous()
+        projection = None if dt is None else (dt, weight_t, dt_bias)
         return load_cpu_kernels().scan_forward(u, delta, A2_t, B, C, D, z, softplus, projection)
 
     @staticmethod
     def backward(ctx, grad_out):  # noqa: D102
-        u, delta, A, B, C, D, z, dt, dt_weight, dt_bias = ctx.saved_tensors
-        projection = None if dt is None else (dt, dt_weight.t().contiguous(), dt_bias)
-        A2_t = (A * _LOG2_E).t().contiguous()
+        u, delta, A2_t, B, C, D, z, dt, dt_weight, weight_t, dt_bias = ctx.saved_tensors
+        projection = None if dt is None else (dt, weight_t, dt_bias)
         grad_u, grad_delta, grad_A, grad_B, grad_C, grad_D, grad_z = load_cpu_kernels().scan_backward(
             grad_out.contiguous(), u, delta, A2_t, B, C, D, z, ctx.softplus, projection
         )
