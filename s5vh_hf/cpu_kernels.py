@@ -717,10 +717,7 @@ def causal_conv1d_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     """``silu(causal depthwise conv(x))`` with the C kernel: ``x`` ``[T, b, E]`` time-major, ``weight``
     ``[E, 1, K]`` (``nn.Conv1d``'s), ``bias`` ``[E]``. Float32 in and out; differentiable. Raises where the
     kernels cannot run (no compiler, disabled, not a CPU tensor)."""
-    if x.device.type != "cpu" or load_cpu_kernels() is None:
-        raise RuntimeError(
-            f"The fused CPU kernels cannot run here ({cpu_kernels_error() or f'the tensors are on {x.device}'})"
-        )
+    require_cpu_kernels(x.device)
     return _CausalConvSilu.apply(x.contiguous(), weight, bias.contiguous() if bias is not None else None)
 
 
@@ -750,6 +747,20 @@ def load_cpu_kernels() -> CpuKernels | None:
                 _KERNELS_ERROR = str(error)
                 logger.warning("The fused CPU kernels are unavailable (%s); using the PyTorch scan.", error)
     return _KERNELS
+
+
+def require_cpu_kernels(device: torch.device, state_size: int = 0) -> CpuKernels:
+    """The kernels, or a ``RuntimeError`` that says why they cannot run tensors on ``device`` (with a Mamba state
+    size of ``state_size``): not a CPU tensor, a state size above :data:`MAX_STATE_SIZE`, or no kernels."""
+    if device.type != "cpu":
+        reason = f"the tensors are on {device}"
+    elif state_size > MAX_STATE_SIZE:
+        reason = f"state size {state_size} > {MAX_STATE_SIZE}"
+    elif load_cpu_kernels() is None:
+        reason = cpu_kernels_error() or "unknown"
+    else:
+        return _KERNELS
+    raise RuntimeError(f"The fused CPU kernels cannot run here ({reason}); use implementation='fast'.")
 
 
 def cpu_kernels_error() -> str | None:

@@ -29,7 +29,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from .cpu_kernels import MAX_STATE_SIZE, cpu_kernels_error, load_cpu_kernels
+from .cpu_kernels import MAX_STATE_SIZE, load_cpu_kernels, require_cpu_kernels
 
 ScanImplementation = Literal["auto", "cpu_kernel", "fast", "reference"]
 
@@ -324,13 +324,7 @@ def selective_scan_cpu_kernel(
     ``delta = dt·weightᵀ + bias`` inside the kernel instead of reading a ``[b, T, E]`` tensor; pass
     ``delta=None`` then.
     """
-    if not cpu_kernel_supports(u.device, A.shape[-1]):
-        reason = cpu_kernels_error() or "unknown"
-        if u.device.type != "cpu":
-            reason = f"the tensors are on {u.device}"
-        elif A.shape[-1] > MAX_STATE_SIZE:
-            reason = f"state size {A.shape[-1]} > {MAX_STATE_SIZE}"
-        raise RuntimeError(f"The fused CPU scan kernel cannot run here ({reason}); use implementation='fast'.")
+    require_cpu_kernels(u.device, A.shape[-1])
     if (delta is None) == (delta_projection is None):
         raise ValueError("pass exactly one of delta and delta_projection")
     dtype = u.dtype
