@@ -18,13 +18,19 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import resource
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import machine_description, markdown_table, median_seconds, run_in_child, write_section
+from benchmarks.common import (
+    environment_variable,
+    machine_description,
+    markdown_table,
+    median_seconds,
+    run_in_child,
+    write_section,
+)
 
 FRAMES_PER_BATCH = 6400
 PLOT_DIR = Path(__file__).parent
@@ -70,7 +76,7 @@ def _measure(backbone: str, frames: int, train: bool, repeats: int, memory_only:
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
-    seconds = median_seconds(run, 1 if memory_only else repeats, warmup=0 if memory_only else 1)
+    seconds = median_seconds(run, repeats, warmup=0 if memory_only else 1)
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated() - before
     else:
@@ -92,30 +98,25 @@ def _measure(backbone: str, frames: int, train: bool, repeats: int, memory_only:
 
 
 def _scan_path(model, device: str) -> str:
-    """Which implementation ran the Mamba mixers: CUDA kernels, the C kernel or the PyTorch scan."""
-    from s5vh_hf import modeling_s5vh
-    from s5vh_hf.cpu_kernels import load_cpu_kernels
+    """Which implementation ran the Mamba mixers, as the mixer itself decides: CUDA kernels, the C kernels or the
+    PyTorch scan."""
+    import torch
 
     if model.config.temporal_mixer != "mamba":
         return "-"
-    if device == "cuda":
-        return "mamba-ssm CUDA" if modeling_s5vh._cuda_selective_scan is not None else "PyTorch scan"
-    return "C kernel" if load_cpu_kernels() is not None else "PyTorch scan"
+    mixer = model.encoder.blocks[0].mamba1
+    probe = torch.zeros(1, 1, model.config.hidden_size, device=device)
+    if mixer._use_cuda_kernels(probe):
+        return "mamba-ssm CUDA"
+    return "C kernel" if mixer._use_cpu_kernels(probe) else "PyTorch scan"
 
 
 def measure(backbone: str, frames: int, train: bool = False, repeats: int = 3) -> dict:
     """Time in one fresh process; on CPU, peak memory in another with a fixed mmap threshold (module docstring)."""
     result = run_in_child(_measure, backbone, frames, train, repeats, False)
     if result["device"] == "cpu" and not train:
-        previous = os.environ.get("MALLOC_MMAP_THRESHOLD_")
-        os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
-        try:
+        with environment_variable("MALLOC_MMAP_THRESHOLD_", "65536"):
             result["peak_mib"] = run_in_child(_measure, backbone, frames, train, 1, True)["peak_mib"]
-        finally:
-            if previous is None:
-                del os.environ["MALLOC_MMAP_THRESHOLD_"]
-            else:
-                os.environ["MALLOC_MMAP_THRESHOLD_"] = previous
     return result
 
 

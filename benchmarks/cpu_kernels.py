@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
-import os
 import platform
 import tempfile
 
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import machine_description, markdown_table, median_seconds, write_section
+from benchmarks.common import environment_variable, machine_description, markdown_table, median_seconds, write_section
 from s5vh_hf import cpu_kernels
 from s5vh_hf.selective_scan import selective_scan_fast
 
@@ -61,19 +60,12 @@ def main() -> None:
     rows = []
     builds = BUILDS if platform.machine() == "x86_64" else {"native": BUILDS["native (-march=native)"]}
     for name, flags in builds.items():
-        with tempfile.TemporaryDirectory() as cache:
-            previous = os.environ.get("S5VH_KERNEL_CACHE")
-            os.environ["S5VH_KERNEL_CACHE"] = cache
+        with tempfile.TemporaryDirectory() as cache, environment_variable("S5VH_KERNEL_CACHE", cache):
             try:
                 kernels = cpu_kernels.CpuKernels(cpu_kernels._build_library((flags,)))
             except RuntimeError as error:
                 print(f"{name}: cannot build here ({str(error).splitlines()[-1]})")
                 continue
-            finally:
-                if previous is None:
-                    del os.environ["S5VH_KERNEL_CACHE"]
-                else:
-                    os.environ["S5VH_KERNEL_CACHE"] = previous
         forward = median_seconds(lambda k=kernels: k.scan_forward(u, delta_raw, A2_t, B, C, D, z, True), args.repeats)
 
         def both(k=kernels):
