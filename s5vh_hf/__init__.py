@@ -1,56 +1,81 @@
-"""s5vh-hf: self-supervised video hashing with selective state spaces (S5VH, AAAI 2025), Hugging Face–native."""
+"""s5vh-hf: self-supervised video hashing with selective state spaces (S5VH, AAAI 2025), Hugging Face–native.
 
-from transformers import AutoConfig, AutoModel
+Names are imported on first use (``from s5vh_hf import S5VHModel`` loads torch and transformers; ``s5vh --help``
+does not). Importing the model module registers S5VH with transformers' ``AutoConfig``/``AutoModel``.
+"""
 
-from .configuration_s5vh import MODEL_SIZES, S5VHConfig
-from .data import TwoViewCollator, import_h5_features, load_feature_dataset, push_feature_dataset  # noqa: E402
-from .evaluation import evaluate_codes, evaluate_retrieval  # noqa: E402
-from .hash_centers import (  # noqa: E402
-    compute_semantic_clusters,
-    generate_hash_centers,
-    load_hash_centers,
-    save_hash_centers,
-)
-from .hub import enable_remote_code, render_model_card, write_model_card  # noqa: E402
-from .modeling_s5vh import S5VHModel, S5VHModelOutput, S5VHPreTrainedModel, binarize, pack_codes
-from .retrieval import HammingIndex  # noqa: E402
-from .selective_scan import selective_scan, selective_scan_fast, selective_scan_reference
-from .trainer import PseudoLabelStore, RetrievalEvaluationCallback, S5VHTrainer, s5vh_training_arguments  # noqa: E402
+from __future__ import annotations
 
-AutoConfig.register(S5VHConfig.model_type, S5VHConfig, exist_ok=True)
-AutoModel.register(S5VHConfig, S5VHModel, exist_ok=True)
-enable_remote_code()
-S5VHModel.model_card_writer = write_model_card
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-__all__ = [
-    "HammingIndex",
-    "PseudoLabelStore",
-    "RetrievalEvaluationCallback",
-    "S5VHTrainer",
-    "TwoViewCollator",
-    "compute_semantic_clusters",
-    "enable_remote_code",
-    "evaluate_codes",
-    "evaluate_retrieval",
-    "generate_hash_centers",
-    "import_h5_features",
-    "load_feature_dataset",
-    "load_hash_centers",
-    "push_feature_dataset",
-    "render_model_card",
-    "s5vh_training_arguments",
-    "save_hash_centers",
-    "write_model_card",
-    "MODEL_SIZES",
-    "S5VHConfig",
-    "S5VHModel",
-    "S5VHModelOutput",
-    "S5VHPreTrainedModel",
-    "binarize",
-    "pack_codes",
-    "selective_scan",
-    "selective_scan_fast",
-    "selective_scan_reference",
-]
+_EXPORTS: dict[str, str] = {
+    "MODEL_SIZES": "configuration_s5vh",
+    "RELEASE_COMPATIBILITY": "configuration_s5vh",
+    "S5VHConfig": "configuration_s5vh",
+    "S5VHModel": "modeling_s5vh",
+    "S5VHModelOutput": "modeling_s5vh",
+    "S5VHPreTrainedModel": "modeling_s5vh",
+    "binarize": "modeling_s5vh",
+    "pack_codes": "modeling_s5vh",
+    "TwoViewCollator": "data",
+    "import_h5_features": "data",
+    "load_feature_dataset": "data",
+    "push_feature_dataset": "data",
+    "evaluate_codes": "evaluation",
+    "evaluate_retrieval": "evaluation",
+    "compute_semantic_clusters": "hash_centers",
+    "frame_feature_statistics": "hash_centers",
+    "generate_hash_centers": "hash_centers",
+    "load_hash_centers": "hash_centers",
+    "save_hash_centers": "hash_centers",
+    "code_health": "health",
+    "enable_remote_code": "hub",
+    "render_model_card": "hub",
+    "write_model_card": "hub",
+    "convert_original_checkpoint": "convert",
+    "HammingIndex": "retrieval",
+    "selective_scan": "selective_scan",
+    "selective_scan_fast": "selective_scan",
+    "selective_scan_reference": "selective_scan",
+    "PseudoLabelStore": "trainer",
+    "RetrievalEvaluationCallback": "trainer",
+    "S5VHTrainer": "trainer",
+    "s5vh_training_arguments": "trainer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 's5vh_hf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from .configuration_s5vh import MODEL_SIZES, RELEASE_COMPATIBILITY, S5VHConfig  # noqa: F401
+    from .convert import convert_original_checkpoint  # noqa: F401
+    from .data import TwoViewCollator, import_h5_features, load_feature_dataset, push_feature_dataset  # noqa: F401
+    from .evaluation import evaluate_codes, evaluate_retrieval  # noqa: F401
+    from .hash_centers import (  # noqa: F401
+        compute_semantic_clusters,
+        frame_feature_statistics,
+        generate_hash_centers,
+        load_hash_centers,
+        save_hash_centers,
+    )
+    from .health import code_health  # noqa: F401
+    from .hub import enable_remote_code, render_model_card, write_model_card  # noqa: F401
+    from .modeling_s5vh import S5VHModel, S5VHModelOutput, S5VHPreTrainedModel, binarize, pack_codes  # noqa: F401
+    from .retrieval import HammingIndex  # noqa: F401
+    from .selective_scan import selective_scan, selective_scan_fast, selective_scan_reference  # noqa: F401
+    from .trainer import PseudoLabelStore, RetrievalEvaluationCallback, S5VHTrainer, s5vh_training_arguments  # noqa: F401

@@ -82,45 +82,119 @@ def _load_model(path: str):
     return S5VHModel.from_pretrained(path)
 
 
+def _config_overrides(pairs: Sequence[str]) -> dict[str, object]:
+    """``--set key=value`` pairs → config fields; values are read as JSON (numbers, true/false, strings)."""
+    overrides: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise CLIError(f"--set expects key=value, got {pair!r}")
+        try:
+            overrides[key] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[key] = text
+    return overrides
+
+
+def _training_config(args: argparse.Namespace, feature_dim: int):
+    """The config of a training run: preset or ``--config``, then ``--model-size`` and the named and ``--set``
+    overrides; the feature dimension comes from the data set (a preset's D is the paper's, not the user's)."""
+    from .configuration_s5vh import MODEL_SIZES, S5VHConfig
+
+    overrides = _config_overrides(args.set or [])
+    named = {
+        "num_hash_centers": args.clusters,
+        "warmup_epochs": args.warmup_epochs,
+        "mask_ratio": args.mask_ratio,
+        "temporal_mixer": args.backbone,
+    }
+    overrides.update({k: v for k, v in named.items() if v is not None})
+    if args.model_size is not None:
+        overrides["encoder_depth"] = MODEL_SIZES[args.model_size]
+    if args.config:
+        values = S5VHConfig.from_pretrained(args.config).to_dict()
+        if "feature_dim" not in overrides and values.get("feature_dim") != feature_dim:
+            raise CLIError(
+                f"{args.config} expects D = {values.get('feature_dim')} but the data set has D = {feature_dim}; "
+                f"use a matching config or --set feature_dim={feature_dim}"
+            )
+    else:
+        values = S5VHConfig.from_preset(
+            args.preset, model_size=args.model_size or "small", release_compatible=args.release_compatible
+        ).to_dict()
+        if values["feature_dim"] != feature_dim:
+            print(
+                f"using D = {feature_dim} from the data set (preset {args.preset} was made for {values['feature_dim']})"
+            )
+        values["feature_dim"] = feature_dim
+    unknown = sorted(set(overrides) - set(values))
+    if unknown:
+        raise CLIError(f"unknown config field(s) {unknown} in --set")
+    values.update(overrides)
+    for key in ("model_type", "transformers_version", "architectures"):
+        values.pop(key, None)
+    return S5VHConfig(**values)
+
+
 def _train(args: argparse.Namespace) -> int:
     from transformers import set_seed
 
-    from .configuration_s5vh import S5VHConfig
-    from .data import load_feature_dataset
+    from .data import feature_dim_of, load_feature_dataset
     from .hash_centers import compute_semantic_clusters, generate_hash_centers, load_hash_centers
     from .modeling_s5vh import S5VHModel
     from .trainer import S5VHTrainer, s5vh_training_arguments
 
     set_seed(args.seed)
+    _limit_threads(args.threads)
     train = load_feature_dataset(args.dataset, split=args.split)
-    if args.config:
-        config = S5VHConfig.from_pretrained(args.config)
-    else:
-        config = S5VHConfig.from_preset(args.preset, model_size=args.model_size)
+    config = _training_config(args, feature_dim_of(train))  # checked before minutes of clustering
     if args.centers:
         stored = load_hash_centers(args.centers)
         if stored.pseudo_labels is None:
             raise CLIError(f"{args.centers} holds no pseudo-labels; write it with `s5vh preprocess`")
         centers, labels = stored.centers, stored.pseudo_labels
+        if tuple(centers.shape) != (config.num_hash_centers, config.code_length):
+            raise CLIError(
+                f"{args.centers} holds {centers.shape[0]} centers of {centers.shape[1]} bits but the config asks for "
+                f"K = {config.num_hash_centers}, L = {config.code_length}; use --clusters / --set code_length=…"
+            )
+        if len(labels) != len(train):
+            raise CLIError(f"{args.centers} has pseudo-labels for {len(labels)} videos, the split has {len(train)}")
     else:
+        print(f"clustering {len(train)} videos into {config.num_hash_centers} clusters …")
         clusters = compute_semantic_clusters(train, n_clusters=config.num_hash_centers, seed=args.seed)
         centers = generate_hash_centers(clusters.semantic_centers, config.code_length, seed=args.seed).centers
         labels = clusters.pseudo_labels
     model = S5VHModel(config)
     model.set_hash_centers(centers)
-    overrides = dict(save_strategy="epoch", logging_steps=args.logging_steps, seed=args.seed)
+    overrides = dict(
+        save_strategy="epoch", save_total_limit=args.save_total_limit, logging_steps=args.logging_steps, seed=args.seed
+    )
     if args.epochs is not None:
         overrides["num_train_epochs"] = args.epochs
     if args.batch_size is not None:
         overrides["per_device_train_batch_size"] = args.batch_size
     if args.max_steps is not None:
         overrides["max_steps"] = args.max_steps
-    training_args = s5vh_training_arguments(config, args.out, **overrides)
+    if args.learning_rate is not None:
+        overrides["learning_rate"] = args.learning_rate
+    training_args = s5vh_training_arguments(config, args.out, num_train_examples=len(train), **overrides)
     trainer = S5VHTrainer(model, training_args, train, labels)
     trainer.train(resume_from_checkpoint=True if args.resume else None)
     trainer.save_model(args.out)
     print(f"saved the trained model to {args.out}")
     return 0
+
+
+def _limit_threads(threads: int | None) -> None:
+    """At most one torch thread per core this process may run on (a shared or restricted CPU otherwise
+    oversubscribes, which doubles the step time), or ``threads`` when given."""
+    import os
+
+    import torch
+
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, threads if threads else min(torch.get_num_threads(), available)))
 
 
 def _encode(args: argparse.Namespace) -> int:
@@ -146,6 +220,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     if protocol == "query_database":
         queries = videos_and_labels(load_feature_dataset(args.dataset, split=args.query_split))
     ks = tuple(int(k) for k in args.ks.split(","))
+    largest = len(database[0])
+    if max(ks) > largest:
+        kept = tuple(k for k in ks if k <= largest) or (largest,)
+        print(f"the database has {largest} videos: mAP@K for K in {kept} (asked for {ks})")
+        ks = kept
     report = evaluate_retrieval(model, database, queries, ks=ks, protocol=protocol, pr_curve=bool(args.plot))
     print(report.table())
     if args.json:
@@ -246,8 +325,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("dataset", help="feature dataset folder or Hub repo id")
     train.add_argument("--split", default="train")
     train.add_argument("--preset", default="fcvid-64", help="config preset <dataset>-<bits> (default fcvid-64)")
-    train.add_argument("--model-size", default="small", choices=("mini", "small", "base"))
+    train.add_argument("--model-size", choices=("mini", "small", "base"), help="encoder depth 1 / 6 / 12 (default: "
+                       "the preset's small, or the --config's depth)")  # fmt: skip
     train.add_argument("--config", help="a config folder/json instead of a preset")
+    train.add_argument("--release-compatible", action="store_true",
+                       help="behave as the authors' released code instead of the package's defaults")  # fmt: skip
+    train.add_argument("--clusters", type=int, help="number K of clusters / hash centers")
+    train.add_argument("--warmup-epochs", type=int, help="epoch from which pseudo-labels are refreshed")
+    train.add_argument("--mask-ratio", type=float, help="fraction of frames hidden in each view")
+    train.add_argument("--backbone", choices=("mamba", "transformer", "lstm", "gru"), help="temporal mixer")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="any S5VHConfig field, e.g. --set contrastive_weight=0.5 (repeatable)")  # fmt: skip
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--save-total-limit", type=int, default=2, help="checkpoints kept in --out (default 2)")
+    train.add_argument("--threads", type=int, help="torch threads (default: the cores this process may use)")
     train.add_argument("--centers", help="hash_centers_<L>.safetensors from `s5vh preprocess` (default: compute)")
     train.add_argument("--out", required=True, help="output folder (checkpoints and final model)")
     train.add_argument("--epochs", type=float)
@@ -271,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--protocol", default="query_database", help="query_database, all_vs_all or a dataset name")
     ev.add_argument("--database-split", default="database")
     ev.add_argument("--query-split", default="query")
-    ev.add_argument("--ks", default="5,20,40,60,80,100")
+    ev.add_argument("--ks", default="5,20,40,60,80,100", help="capped by the database size")
     ev.add_argument("--json", help="write the report as JSON")
     ev.add_argument("--plot", help="write mAP@K and PR curves as PNG")
 

@@ -15,12 +15,26 @@ from transformers import PretrainedConfig
 MODEL_SIZES: dict[str, int] = {"mini": 1, "small": 6, "base": 12}
 """Encoder depth (number of bidirectional Mamba blocks) of each named model size."""
 
-CONFIG_FORMAT_VERSION = 1
-"""Version of the config layout this package writes; a config from a newer version is refused clearly."""
+CONFIG_FORMAT_VERSION = 2
+"""Version of the config layout this package writes; a config from a newer version is refused clearly.
+Version 2 added ``initialization`` and ``feature_normalization``; a version-1 config without them keeps the
+behaviour it was trained with (``"trunc_normal"``, ``"none"``)."""
 
 SUPPORTED_TEMPORAL_MIXERS = ("mamba", "transformer", "lstm", "gru")
 SIGN_TIE_RULES = ("positive", "negative", "zero")
 DECODER_TOKEN_ORDERS = ("temporal", "visible_first")
+INITIALIZATIONS = ("scaled", "release", "trunc_normal")
+RELEASE_COMPATIBILITY: dict[str, Any] = dict(
+    share_direction_weights=True,
+    trainable_center_head=True,
+    refresh_skips_hash_norm=True,
+    decoder_token_order="visible_first",
+    sign_tie_rule="zero",
+    initialization="release",
+)
+"""Config options that reproduce the authors' released code (used by the checkpoint converter and by
+``S5VHConfig.from_preset(..., release_compatible=True)``); the package's defaults train better."""
+FEATURE_NORMALIZATIONS = ("standardize", "none")
 
 
 class S5VHConfig(PretrainedConfig):
@@ -45,7 +59,20 @@ class S5VHConfig(PretrainedConfig):
         time_step_min, time_step_max, time_step_floor: Range of Mamba's initial Δ.
         layer_norm_eps: Epsilon of every LayerNorm but the hash layer's (1e-6).
         hash_layer_norm_eps: Epsilon of the hash layer's LayerNorm (1e-5).
-        initializer_range: Std of the truncated-normal initialisation of linear layers.
+        initializer_range: Std of the truncated-normal initialisation (``initialization="trunc_normal"``) and of
+            the mask token.
+        initialization: How linear layers start. ``"scaled"`` (default): the authors' scheme — xavier-uniform
+            weights and zero biases for every linear layer of the encoder and decoder, Mamba projections
+            included, PyTorch's default for the hash layer, the decoder input and the center head — except that
+            the Δ bias keeps mamba-ssm's range [time_step_min, time_step_max] and the frame embedding has std
+            1/√D (unit output variance for standardised input, whatever D is). ``"release"``: the authors'
+            scheme exactly (Δ bias 0; the embedding's scale shrinks with small D). ``"trunc_normal"``:
+            transformers' truncated normal (``initializer_range``) with mamba-ssm's defaults inside the mixers
+            (s5vh-hf ≤ 0.1).
+        feature_normalization: ``"standardize"`` (default): frames are standardised per dimension with the
+            training set's mean and standard deviation (``S5VHModel.set_feature_statistics``, stored with the
+            weights) before the embedding, and reconstructed in that space, so that neither the scale nor the
+            dimension of the features changes training. ``"none"``: raw features, as the authors' code.
         num_hash_centers: Number K of hash centers (= semantic clusters).
         contrastive_weight: α, weight of the debiased contrastive term.
         center_weight: β, weight of the center-alignment term.
@@ -94,6 +121,8 @@ class S5VHConfig(PretrainedConfig):
         layer_norm_eps: float = 1e-6,
         hash_layer_norm_eps: float = 1e-5,
         initializer_range: float = 0.02,
+        initialization: str | None = None,
+        feature_normalization: str | None = None,
         num_hash_centers: int = 101,
         contrastive_weight: float = 1.0,
         center_weight: float = 0.1,
@@ -138,6 +167,9 @@ class S5VHConfig(PretrainedConfig):
         self.layer_norm_eps = layer_norm_eps
         self.hash_layer_norm_eps = hash_layer_norm_eps
         self.initializer_range = initializer_range
+        legacy = s5vh_format_version < 2
+        self.initialization = initialization or ("trunc_normal" if legacy else "scaled")
+        self.feature_normalization = feature_normalization or ("none" if legacy else "standardize")
         self.num_hash_centers = num_hash_centers
         self.contrastive_weight = contrastive_weight
         self.center_weight = center_weight
@@ -180,6 +212,8 @@ class S5VHConfig(PretrainedConfig):
             "temporal_mixer": SUPPORTED_TEMPORAL_MIXERS,
             "sign_tie_rule": SIGN_TIE_RULES,
             "decoder_token_order": DECODER_TOKEN_ORDERS,
+            "initialization": INITIALIZATIONS,
+            "feature_normalization": FEATURE_NORMALIZATIONS,
             "scan_implementation": ("auto", "cpu_kernel", "fast", "reference"),
         }
         for name, allowed in choices.items():
@@ -193,12 +227,16 @@ class S5VHConfig(PretrainedConfig):
         return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
 
     @classmethod
-    def from_preset(cls, name: str, model_size: str = "small", **overrides: Any) -> S5VHConfig:
+    def from_preset(
+        cls, name: str, model_size: str = "small", release_compatible: bool = False, **overrides: Any
+    ) -> S5VHConfig:
         """Load a named preset ``<dataset>-<bits>`` (see ``configuration/``) at a model size.
 
         Args:
             name: Preset name, e.g. ``"fcvid-64"`` or ``"ucf101-16"``.
             model_size: ``"mini"`` (1 block), ``"small"`` (6 blocks, published) or ``"base"`` (12 blocks).
+            release_compatible: Behave as the authors' released code (:data:`RELEASE_COMPATIBILITY`, raw
+                features) instead of the package's defaults.
             **overrides: Config fields to change after loading the preset.
         """
         if model_size not in MODEL_SIZES:
@@ -209,5 +247,7 @@ class S5VHConfig(PretrainedConfig):
         text = resources.files("s5vh_hf.presets").joinpath(f"{name}.json").read_text()
         values = json.loads(text)
         values["encoder_depth"] = MODEL_SIZES[model_size]
+        if release_compatible:
+            values.update(RELEASE_COMPATIBILITY, feature_normalization="none")
         values.update(overrides)
         return cls(**values)

@@ -9,17 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .configuration_s5vh import S5VHConfig
+from .configuration_s5vh import RELEASE_COMPATIBILITY, S5VHConfig
 from .modeling_s5vh import S5VHModel
-
-RELEASE_COMPATIBILITY = dict(
-    share_direction_weights=True,
-    trainable_center_head=True,
-    refresh_skips_hash_norm=True,
-    decoder_token_order="visible_first",
-    sign_tie_rule="zero",
-)
-"""Config options that reproduce the released code's behaviour (spec §6)."""
 
 _RENAMES = (("binary.", "hash_layer.projection."), ("ln.", "hash_layer.norm."), ("classifier.", "center_head."))
 _UNUSED_PREFIXES = ("get_token_probs.",)
@@ -84,6 +75,7 @@ def convert_original_checkpoint(
     if release_behaviour:
         for key, value in RELEASE_COMPATIBILITY.items():
             setattr(config, key, value)
+    config.feature_normalization = "none"  # the release reads raw features; its weights expect them
     state = map_original_keys(read_original_state_dict(pth_path), config.share_direction_weights)
     model = S5VHModel(config)
     expected = model.state_dict()

@@ -46,23 +46,48 @@ class SemanticClusters:
         return (np.asarray(pooled, np.float32) - self.pca_mean) @ self.pca_components.T
 
 
-def _iterate_pooled(source: Any, batch_size: int) -> Iterator[np.ndarray]:
-    """Yield mean-pooled features ``[b, D]`` float32 of an array-like ``[N, T, D]`` (numpy, memmap, h5py), a list
+def _iterate_video_batches(source: Any, batch_size: int) -> Iterator[list[np.ndarray]]:
+    """Yield lists of ``[T_i, D]`` float32 videos from an array-like ``[N, T, D]`` (numpy, memmap, h5py), a list
     of ``[T_i, D]`` arrays, or a ``datasets`` dataset with a ``features`` column (read in batches, never all at
     once)."""
     if hasattr(source, "iter") and hasattr(source, "column_names"):
         if "features" not in source.column_names:
             raise ValueError(f"dataset has no 'features' column (columns: {source.column_names})")
         for batch in source.with_format("numpy", columns=["features"]).iter(batch_size=batch_size):
-            yield np.stack([np.asarray(v, np.float32).mean(0) for v in batch["features"]])
+            yield [np.asarray(v, np.float32) for v in batch["features"]]
         return
     if getattr(source, "ndim", None) == 3:  # numpy array, memmap or h5py dataset [N, T, D]: read in slices
         for start in range(0, len(source), batch_size):
-            yield np.asarray(source[start : start + batch_size], dtype=np.float32).mean(1)
+            yield list(np.asarray(source[start : start + batch_size], dtype=np.float32))
         return
     videos: Sequence[np.ndarray] = source
     for start in range(0, len(videos), batch_size):
-        yield np.stack([np.asarray(v, np.float32).mean(0) for v in videos[start : start + batch_size]])
+        yield [np.asarray(v, np.float32) for v in videos[start : start + batch_size]]
+
+
+def _iterate_pooled(source: Any, batch_size: int) -> Iterator[np.ndarray]:
+    """Yield mean-pooled features ``[b, D]`` float32 of the batches of :func:`_iterate_video_batches`."""
+    for videos in _iterate_video_batches(source, batch_size):
+        yield np.stack([v.mean(0) for v in videos])
+
+
+def frame_feature_statistics(source: Any, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and standard deviation ``[D]`` float32 over every frame of every video (the
+    statistics ``S5VHModel.set_feature_statistics`` standardises with), accumulated in float64 in one pass."""
+    total = squares = None
+    count = 0
+    for videos in _iterate_video_batches(source, batch_size):
+        frames = np.concatenate(videos).astype(np.float64)
+        if not np.isfinite(frames).all():
+            raise ValueError("frame features contain NaN or Inf")
+        total = frames.sum(0) if total is None else total + frames.sum(0)
+        squares = (frames**2).sum(0) if squares is None else squares + (frames**2).sum(0)
+        count += len(frames)
+    if not count:
+        raise ValueError("no frames to compute feature statistics from")
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def mean_pool(source: Any, batch_size: int = 1024) -> np.ndarray:

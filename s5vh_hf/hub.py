@@ -7,19 +7,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .configuration_s5vh import S5VHConfig
-from .modeling_s5vh import S5VHModel
+from .modeling_s5vh import S5VHModel, register_with_transformers
 
 TEMPLATE_NAME = "s5vh_model_card.md"
 CARD_TAGS = ["video-hashing", "video-retrieval", "mamba", "state-space-model", "self-supervised", "s5vh"]
 
 
 def enable_remote_code() -> None:
-    """Make ``save_pretrained`` copy the four self-contained files (configuration, modeling, scan, CPU kernels)
-    and write ``auto_map`` into config.json, so ``AutoModel.from_pretrained(repo, trust_remote_code=True)``
-    works where s5vh-hf is not installed."""
-    S5VHConfig.register_for_auto_class()
-    S5VHModel.register_for_auto_class("AutoModel")
+    """Register S5VH with transformers' Auto classes and remote-code saving (already done when the model module
+    is imported; kept for explicit calls)."""
+    register_with_transformers()
 
 
 def render_model_card(model: S5VHModel, repo_id: str | None = None, evaluation: dict[str, Any] | None = None):
@@ -94,6 +91,9 @@ def render_model_card(model: S5VHModel, repo_id: str | None = None, evaluation: 
         training_defaults=config.training_defaults,
         evaluation_table=table,
         evaluation_protocol=(evaluation or {}).get("protocol", ""),
+        health=model.training_health,
+        initialization=config.initialization,
+        feature_normalization=config.feature_normalization,
     )
 
 

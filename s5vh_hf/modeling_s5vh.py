@@ -7,17 +7,18 @@ Together with ``configuration_s5vh.py``, ``selective_scan.py`` and ``cpu_kernels
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
@@ -35,6 +36,8 @@ except ImportError:  # pragma: no cover - depends on the environment
     _cuda_causal_conv1d = None
 
 CodeOutput = Literal["pm1", "packed", "bool"]
+_IS_PACKAGE_COPY = __name__ == "s5vh_hf.modeling_s5vh"
+"""True in the installed s5vh-hf package, False in a copy loaded by transformers as remote code."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -433,25 +436,25 @@ class S5VHPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        std = self.config.initializer_range
+        """Initialise one module (transformers visits children before their parents, and skips loaded weights).
+
+        ``config.initialization`` picks the scheme (see :class:`S5VHConfig`). The whole-model branch runs last and
+        sets the encoder's and decoder's linear layers (containers without parameters of their own are not
+        visited when the model is registered as remote code).
+        """
+        scheme = self.config.initialization
         if isinstance(module, S5VHMambaMixer):
-            # S4D-real A, unit skip, and Δ initialised in [time_step_min, time_step_max] as in mamba-ssm.
-            states = torch.arange(1, module.state_size + 1, dtype=torch.float32).expand(module.inner_size, -1)
-            init.copy_(module.A_log, torch.log(states))
-            init.ones_(module.D)
-            dt_std = module.time_step_rank**-0.5
-            init.uniform_(module.dt_proj.weight, -dt_std, dt_std)
-            low, high = math.log(self.config.time_step_min), math.log(self.config.time_step_max)
-            dt = torch.exp(torch.rand(module.inner_size) * (high - low) + low).clamp(min=self.config.time_step_floor)
-            init.copy_(module.dt_proj.bias, dt + torch.log(-torch.expm1(-dt)))
-            # Projections keep mamba-ssm's nn.Linear / nn.Conv1d defaults (Kaiming-uniform).
-            for layer in (module.in_proj, module.x_proj, module.out_proj, module.conv1d):
-                init.kaiming_uniform_(layer.weight, a=math.sqrt(5))
-            init.zeros_(module.conv1d.bias)
-        elif isinstance(module, nn.Linear):  # mixer linears are re-initialised by their mixer, visited later
-            init.trunc_normal_(module.weight, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
+            _init_mamba_mixer(module, self.config)
+        elif isinstance(module, nn.Linear):
+            if scheme == "trunc_normal":
+                init.trunc_normal_(module.weight, std=self.config.initializer_range)
+                if module.bias is not None:
+                    init.zeros_(module.bias)
+            else:  # PyTorch's own nn.Linear initialisation, what the release keeps outside encoder and decoder
+                init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+                if module.bias is not None:
+                    bound = 1 / math.sqrt(module.in_features)
+                    init.uniform_(module.bias, -bound, bound)
         elif isinstance(module, (nn.LSTM, nn.GRU)):
             for name, param in module.named_parameters():
                 (init.xavier_uniform_ if "weight" in name else init.zeros_)(param)
@@ -459,9 +462,49 @@ class S5VHPreTrainedModel(PreTrainedModel):
             init.ones_(module.weight)
             init.zeros_(module.bias)
         elif isinstance(module, S5VHModel):
-            init.trunc_normal_(module.mask_token, std=std)
+            if scheme != "trunc_normal":
+                _init_encoder_decoder_linears(module.encoder, self.config)
+                _init_encoder_decoder_linears(module.decoder, self.config)
+            init.trunc_normal_(module.mask_token, std=self.config.initializer_range)
             # Random ±1 centers until real hash centers are set with `set_hash_centers`.
             init.copy_(module.center_head.weight, torch.randint(0, 2, module.center_head.weight.shape) * 2.0 - 1)
+            if module.feature_mean is not None:
+                init.zeros_(module.feature_mean)
+                init.ones_(module.feature_scale)
+
+
+def _init_mamba_mixer(mixer: S5VHMambaMixer, config: S5VHConfig) -> None:
+    """mamba-ssm's initialisation: S4D-real A, unit skip, Δ in [time_step_min, time_step_max], PyTorch's defaults
+    for the projections and the convolution (the encoder/decoder pass may then replace the projections)."""
+    states = torch.arange(1, mixer.state_size + 1, dtype=torch.float32).expand(mixer.inner_size, -1)
+    init.copy_(mixer.A_log, torch.log(states))
+    init.ones_(mixer.D)
+    dt_std = mixer.time_step_rank**-0.5
+    init.uniform_(mixer.dt_proj.weight, -dt_std, dt_std)
+    low, high = math.log(config.time_step_min), math.log(config.time_step_max)
+    dt = torch.exp(torch.rand(mixer.inner_size) * (high - low) + low).clamp(min=config.time_step_floor)
+    init.copy_(mixer.dt_proj.bias, dt + torch.log(-torch.expm1(-dt)))  # softplus⁻¹(Δ)
+    for layer in (mixer.in_proj, mixer.x_proj, mixer.out_proj, mixer.conv1d):
+        init.kaiming_uniform_(layer.weight, a=math.sqrt(5))
+    init.zeros_(mixer.conv1d.bias)
+
+
+def _init_encoder_decoder_linears(module: nn.Module, config: S5VHConfig) -> None:
+    """Xavier-uniform weights and zero biases for every linear layer of an encoder or decoder, as the authors'
+    code does. ``"release"`` zeroes the Δ bias too (Δ starts at softplus(0) ≈ 0.69 in every channel);
+    ``"scaled"`` keeps mamba-ssm's Δ range and gives the frame embedding std 1/√D, unit output variance for
+    unit-variance input, so that the features are neither drowned by the O(1) position table when D is small
+    nor inflated when it is large."""
+    for name, layer in module.named_modules():
+        if not isinstance(layer, nn.Linear):
+            continue
+        scaled = config.initialization == "scaled"
+        if name == "patch_embed" and scaled:
+            init.normal_(layer.weight, std=layer.in_features**-0.5)
+        else:
+            init.xavier_uniform_(layer.weight)
+        if layer.bias is not None and not (scaled and name.endswith("dt_proj")):
+            init.zeros_(layer.bias)
 
 
 class S5VHModel(S5VHPreTrainedModel):
@@ -471,10 +514,6 @@ class S5VHModel(S5VHPreTrainedModel):
     binary codes for retrieval.
     """
 
-    model_card_writer: ClassVar[Callable[[Any, str], Any] | None] = None
-    """Writes README.md beside the weights on ``save_pretrained``; installed by the s5vh_hf package (this file
-    stays free of package imports so that the Hub's remote-code copy runs without it)."""
-
     def __init__(self, config: S5VHConfig) -> None:
         super().__init__(config)
         self.encoder = S5VHEncoder(config)
@@ -483,6 +522,13 @@ class S5VHModel(S5VHPreTrainedModel):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
         self.decoder = S5VHDecoder(config)
         self.center_head = nn.Linear(config.code_length, config.num_hash_centers, bias=False)
+        if config.feature_normalization == "standardize":
+            self.register_buffer("feature_mean", torch.zeros(config.feature_dim))
+            self.register_buffer("feature_scale", torch.ones(config.feature_dim))
+        else:
+            self.feature_mean = self.feature_scale = None
+        self.training_health: dict[str, Any] | None = None
+        """Code statistics of the last health check of ``S5VHTrainer`` (summarised in the model card)."""
         self.post_init()
         self.center_head.weight.requires_grad_(config.trainable_center_head)
 
@@ -496,10 +542,40 @@ class S5VHModel(S5VHPreTrainedModel):
         return model
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
-        """``PreTrainedModel.save_pretrained`` plus a generated model card (README.md)."""
+        """``PreTrainedModel.save_pretrained`` plus a generated model card (README.md) where the s5vh-hf package
+        is installed (a Hub remote-code copy of this file saves no card)."""
         super().save_pretrained(save_directory, *args, **kwargs)
-        if self.model_card_writer is not None and kwargs.get("is_main_process", True):
-            type(self).model_card_writer(self, save_directory)
+        if _IS_PACKAGE_COPY and kwargs.get("is_main_process", True):
+            # importlib, not an import statement: the Hub's remote-code loader fetches every relative import.
+            importlib.import_module(".hub", __package__).write_model_card(self, save_directory)
+
+    # -- feature statistics ------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def set_feature_statistics(self, mean: torch.Tensor | np.ndarray, std: torch.Tensor | np.ndarray) -> None:
+        """Store the per-dimension mean and standard deviation ``[D]`` of the training frames; with
+        ``config.feature_normalization="standardize"`` every frame is standardised with them (a dimension with
+        std 0 is only centred)."""
+        if self.feature_mean is None:
+            raise ValueError("this model was configured with feature_normalization='none'; it keeps no statistics")
+        mean = torch.as_tensor(np.asarray(mean), dtype=torch.float32).flatten()
+        std = torch.as_tensor(np.asarray(std), dtype=torch.float32).flatten()
+        for name, value in (("mean", mean), ("std", std)):
+            if value.shape != self.feature_mean.shape:
+                raise ValueError(f"feature {name} must have shape [{self.config.feature_dim}], got {list(value.shape)}")
+            if not bool(torch.isfinite(value).all()):
+                raise ValueError(f"feature {name} contains NaN or Inf")
+        if bool((std < 0).any()):
+            raise ValueError("feature std must be non-negative")
+        self.feature_mean.copy_(mean)
+        self.feature_scale.copy_(torch.where(std > 0, 1.0 / std.clamp_min(1e-12), torch.ones_like(std)))
+
+    def normalize_features(self, features: torch.Tensor) -> torch.Tensor:
+        """``features`` ``[..., D]`` in the space the model reads and reconstructs (identity without
+        statistics)."""
+        if self.feature_mean is None:
+            return features
+        return (features - self.feature_mean.to(features.dtype)) * self.feature_scale.to(features.dtype)
 
     # -- hash centers ------------------------------------------------------------------------------------------
 
@@ -531,6 +607,7 @@ class S5VHModel(S5VHPreTrainedModel):
     ) -> torch.Tensor:
         """Encode the frames marked in ``encoded_mask`` ``[B, T]``; returns hash-layer outputs ``[B, T, L]``
         scattered back to their frame positions (0 elsewhere)."""
+        features = self.normalize_features(features)
         batch, steps, _ = features.shape
         lengths = encoded_mask.sum(1)
         every_frame = bool(encoded_mask.all())
@@ -813,3 +890,17 @@ def _progress(iterable, enabled: bool, description: str):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=description)
+
+
+def register_with_transformers() -> None:
+    """Let ``AutoConfig``/``AutoModel`` build S5VH models, and make ``save_pretrained`` write the self-contained
+    remote-code files and ``auto_map``, so that ``AutoModel.from_pretrained(repo, trust_remote_code=True)``
+    works where s5vh-hf is not installed. Runs once when the package's model module is imported."""
+    AutoConfig.register(S5VHConfig.model_type, S5VHConfig, exist_ok=True)
+    AutoModel.register(S5VHConfig, S5VHModel, exist_ok=True)
+    S5VHConfig.register_for_auto_class()
+    S5VHModel.register_for_auto_class("AutoModel")
+
+
+if _IS_PACKAGE_COPY:
+    register_with_transformers()

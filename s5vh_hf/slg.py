@@ -23,10 +23,12 @@ def two_view_slg_loss(
     view_2 = model(features, frame_mask=frame_mask, visible_mask=visible_2)
     if view_1.reconstruction is None or view_2.reconstruction is None:
         raise ValueError("both views need masked frames to reconstruct; use mask_ratio > 0 and T ≥ 2")
-    config = getattr(model, "module", model).config  # DistributedDataParallel wraps the model
+    unwrapped = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+    config = unwrapped.config
+    targets = unwrapped.normalize_features(features)  # the decoder reconstructs in the space the encoder reads
     return slg_loss(
         reconstructions=(view_1.reconstruction, view_2.reconstruction),
-        reconstruction_targets=(features[view_1.reconstruction_mask], features[view_2.reconstruction_mask]),
+        reconstruction_targets=(targets[view_1.reconstruction_mask], targets[view_2.reconstruction_mask]),
         video_codes=(view_1.video_codes, view_2.video_codes),
         center_logits=(view_1.center_logits, view_2.center_logits),
         pseudo_labels=pseudo_labels,

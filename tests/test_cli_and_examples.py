@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    """One short demo run shared by the tests below (3 epochs)."""
+    """One short demo run shared by the tests below (5 epochs: enough for the evaluate check to see learning)."""
     out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--out", str(out), "--epochs", "3", "--quiet"]) == 0
+    assert main(["demo", "--out", str(out), "--epochs", "5", "--quiet"]) == 0
     return out
 
 

@@ -23,7 +23,8 @@ from .hub_stub import fake_hub
 def _authors_state_dict(config: S5VHConfig, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random weights in the release's key layout (two mixers per block, binary/ln/classifier, leftovers)."""
     torch.manual_seed(seed)
-    source = S5VHModel(make_tiny_config(**{**config.to_diff_dict(), "share_direction_weights": False}))
+    overrides = {**config.to_diff_dict(), "share_direction_weights": False, "feature_normalization": "none"}
+    source = S5VHModel(make_tiny_config(**overrides))  # the release has no feature statistics
     state = {}
     for key, value in source.state_dict().items():
         value = value + 0.05 * torch.randn_like(value) if value.is_floating_point() else value
