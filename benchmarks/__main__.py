@@ -1,6 +1,7 @@
 """Run the benchmark suite: ``python -m benchmarks [--quick] [--full]``.
 
-Backbones (time and memory vs T, CPU or CUDA), encode/training-step speed (C kernels vs PyTorch scan vs
+Backbones (time and memory vs T, CPU or CUDA), learning quality against LSH/PCA/ITQ/kNN (about 25 min),
+encode/training-step speed (C kernels vs PyTorch scan vs
 reference scan), the C scan kernel by vector width, retrieval and evaluation, and hash-center generation for
 every preset; ``--full`` adds the
 FCVID-sized preprocessing (writes an 8.6 GiB feature file) and the conversion memory benchmark. Each writes its
@@ -22,6 +23,7 @@ def main() -> None:
     runs = [
         ["benchmarks.backbones"] + (["--frames", "25,100", "--repeats", "1"] if args.quick else []),
         ["benchmarks.learning"] + (["--epochs", "3"] if args.quick else []),
+        ["benchmarks.quality"] + (["--sets", "osuleaf", "--seeds", "0", "--no-write"] if args.quick else []),
         ["benchmarks.encode"] + (["--repeats", "1", "--reference-repeats", "1", "--batch", "64"] if args.quick else []),
         ["benchmarks.retrieval"] + (["--videos", "5000", "--search-database", "100000"] if args.quick else []),
         ["benchmarks.centers"],
