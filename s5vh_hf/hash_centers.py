@@ -46,10 +46,10 @@ class SemanticClusters:
         return (np.asarray(pooled, np.float32) - self.pca_mean) @ self.pca_components.T
 
 
-def _iterate_video_batches(source: Any, batch_size: int) -> Iterator[list[np.ndarray]]:
-    """Yield lists of ``[T_i, D]`` float32 videos from an array-like ``[N, T, D]`` (numpy, memmap, h5py), a list
-    of ``[T_i, D]`` arrays, or a ``datasets`` dataset with a ``features`` column (read in batches, never all at
-    once)."""
+def _iterate_video_batches(source: Any, batch_size: int) -> Iterator[np.ndarray | list[np.ndarray]]:
+    """Yield batches of float32 videos: ``[b, T, D]`` arrays from an array-like ``[N, T, D]`` (numpy, memmap,
+    h5py), lists of ``[T_i, D]`` arrays from a list of videos or a ``datasets`` dataset with a ``features`` column
+    (read in batches, never all at once)."""
     if hasattr(source, "iter") and hasattr(source, "column_names"):
         if "features" not in source.column_names:
             raise ValueError(f"dataset has no 'features' column (columns: {source.column_names})")
@@ -58,7 +58,7 @@ def _iterate_video_batches(source: Any, batch_size: int) -> Iterator[list[np.nda
         return
     if getattr(source, "ndim", None) == 3:  # numpy array, memmap or h5py dataset [N, T, D]: read in slices
         for start in range(0, len(source), batch_size):
-            yield list(np.asarray(source[start : start + batch_size], dtype=np.float32))
+            yield np.asarray(source[start : start + batch_size], dtype=np.float32)
         return
     videos: Sequence[np.ndarray] = source
     for start in range(0, len(videos), batch_size):
@@ -68,7 +68,7 @@ def _iterate_video_batches(source: Any, batch_size: int) -> Iterator[list[np.nda
 def _iterate_pooled(source: Any, batch_size: int) -> Iterator[np.ndarray]:
     """Yield mean-pooled features ``[b, D]`` float32 of the batches of :func:`_iterate_video_batches`."""
     for videos in _iterate_video_batches(source, batch_size):
-        yield np.stack([v.mean(0) for v in videos])
+        yield videos.mean(1) if isinstance(videos, np.ndarray) else np.stack([v.mean(0) for v in videos])
 
 
 def frame_feature_statistics(source: Any, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
@@ -77,7 +77,7 @@ def frame_feature_statistics(source: Any, batch_size: int = 1024) -> tuple[np.nd
     total = squares = None
     count = 0
     for videos in _iterate_video_batches(source, batch_size):
-        frames = np.concatenate(videos).astype(np.float64)
+        frames = np.concatenate(list(videos)).astype(np.float64)
         if not np.isfinite(frames).all():
             raise ValueError("frame features contain NaN or Inf")
         total = frames.sum(0) if total is None else total + frames.sum(0)

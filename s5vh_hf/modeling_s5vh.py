@@ -495,10 +495,10 @@ def _init_encoder_decoder_linears(module: nn.Module, config: S5VHConfig) -> None
     ``"scaled"`` keeps mamba-ssm's Δ range and gives the frame embedding std 1/√D, unit output variance for
     unit-variance input, so that the features are neither drowned by the O(1) position table when D is small
     nor inflated when it is large."""
+    scaled = config.initialization == "scaled"
     for name, layer in module.named_modules():
         if not isinstance(layer, nn.Linear):
             continue
-        scaled = config.initialization == "scaled"
         if name == "patch_embed" and scaled:
             init.normal_(layer.weight, std=layer.in_features**-0.5)
         else:

@@ -15,7 +15,7 @@ from .baselines import lsh_codes, pca_sign_codes
 from .configuration_s5vh import S5VHConfig
 from .data import load_feature_dataset, videos_and_labels, write_feature_split
 from .evaluation import RetrievalReport, evaluate_codes, evaluate_retrieval
-from .hash_centers import HashCenters, SemanticClusters, compute_semantic_clusters, generate_hash_centers
+from .hash_centers import HashCenters, SemanticClusters, compute_semantic_clusters, generate_hash_centers, mean_pool
 from .modeling_s5vh import S5VHModel
 from .synthetic import make_synthetic_videos
 
@@ -104,11 +104,10 @@ def evaluate_with_baselines(
     database, queries = videos_and_labels(splits["database"]), videos_and_labels(splits["query"])
     train_videos, _ = videos_and_labels(splits["train"], require_labels=False)
     report = evaluate_retrieval(model, database, queries, ks=ks, pr_curve=pr_curve, show_progress_bar=False)
-    pool = lambda videos: np.stack([v.mean(0) for v in videos])  # noqa: E731
-    db_pooled, q_pooled = pool(database[0]), pool(queries[0])
+    db_pooled, q_pooled = mean_pool(database[0]), mean_pool(queries[0])
     bits = model.config.code_length
     lsh = lsh_codes(np.concatenate([db_pooled, q_pooled]), bits, seed=seed)
-    pca = pca_sign_codes(pool(train_videos), np.concatenate([db_pooled, q_pooled]), bits)
+    pca = pca_sign_codes(mean_pool(train_videos), np.concatenate([db_pooled, q_pooled]), bits)
     n_db = len(db_pooled)
     return BaselineScores(
         model=report,

@@ -303,9 +303,10 @@ class S5VHTrainer(Trainer):
 
     # -- health --------------------------------------------------------------------------------------------------
 
-    def check_health(self) -> dict[str, float]:
+    def check_health(self) -> dict[str, Any]:
         """Encode the health probe, log its code statistics (``health/*``) and warn on a collapse (once when it
-        starts, and again at the end if it lasts). A second check at the same step returns the first."""
+        starts, and again at the end if it lasts). Returns the record kept in ``health_history`` (statistics,
+        epoch, step, ``collapsed``); a second check at the same step returns the first."""
         if self.health_history and self.health_history[-1]["step"] == self.state.global_step:
             return self.health_history[-1]
         model = self.accelerator.unwrap_model(self.model)
@@ -317,7 +318,7 @@ class S5VHTrainer(Trainer):
         problems = collapse_warnings(health, len(codes), model.config.num_hash_centers)
         # Codes are often unbalanced in the first epochs; a collapse that lasts past a quarter of training is not.
         finished = self.state.global_step >= self.state.max_steps
-        record["collapsed"] = bool(problems) and (self.state.global_step >= self.state.max_steps / 4 or finished)
+        record["collapsed"] = bool(problems) and self.state.global_step >= self.state.max_steps / 4
         previous = self.health_history[-2]["collapsed"] if len(self.health_history) > 1 else False
         if record["collapsed"] and (not previous or finished) and self.is_world_process_zero():
             logger.warning(
@@ -325,7 +326,7 @@ class S5VHTrainer(Trainer):
             )
         model.training_health = {**record, "probe_size": len(codes), "warnings": problems}
         self.log({f"health/{name}": value for name, value in health.items()})
-        return health
+        return record
 
     # -- loss ----------------------------------------------------------------------------------------------------
 
