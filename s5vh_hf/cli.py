@@ -16,9 +16,11 @@ EXAMPLES = {
     "preprocess": "s5vh preprocess fcvid/ --bits 64 --clusters 450 --out fcvid-centers/",
     "train": "s5vh train fcvid/ --preset fcvid-64 --centers fcvid-centers/hash_centers_64.safetensors --out runs/fcvid-64",
     "encode": "s5vh encode runs/fcvid-64 fcvid/ --split database --out codes/\n"
-    "accelerate launch --num_processes 2 -m s5vh_hf.cli encode runs/fcvid-64 fcvid/ --split database --out codes/",
+    "accelerate launch --multi_gpu --num_processes 2 -m s5vh_hf.cli encode runs/fcvid-64 fcvid/ --split database "
+    "--out codes/   # 2 processes, GPU or not",
     "evaluate": "s5vh evaluate runs/fcvid-64 fcvid/ --protocol fcvid --json report.json --plot curves.png",
-    "search": "s5vh search runs/fcvid-64 fcvid/ --database-split database --query-split query --k 10 --limit 3",
+    "search": "s5vh search runs/fcvid-64 fcvid/ --database-split database --query-split query --k 10 --limit 3\n"
+    "s5vh search runs/fcvid-64 fcvid/ --database-codes codes/   # reuse the codes of `s5vh encode`",
     "push": "s5vh push runs/fcvid-64 me/s5vh-fcvid-64 --private",
     "convert-checkpoint": "s5vh convert-checkpoint fcvid_64.pth --preset fcvid-64 --centers hash_center_64.h5 --out s5vh-fcvid-64",
 }
@@ -75,11 +77,20 @@ def _preprocess(args: argparse.Namespace) -> int:
 
 
 def _load_model(path: str):
+    """A model folder written by ``save_pretrained``, or a Hub repo id (downloaded, or read from the cache)."""
+    from .hub import is_hub_id
     from .modeling_s5vh import S5VHModel
 
-    if not Path(path).exists():
-        raise CLIError(f"no model at {path} (expected a folder written by save_pretrained)")
-    return S5VHModel.from_pretrained(path)
+    if not Path(path).exists() and not is_hub_id(path):
+        raise CLIError(f"no model at {path} (expected a folder written by save_pretrained or a Hub repo id)")
+    if Path(path).exists() and not Path(path, "config.json").is_file():
+        raise CLIError(f"{path} is not a saved model (no config.json)")
+    try:
+        return S5VHModel.from_pretrained(path)
+    except OSError as error:
+        if Path(path).exists():
+            raise
+        raise CLIError(f"could not load the Hub model {path}: {str(error).splitlines()[0]}") from error
 
 
 def _config_overrides(pairs: Sequence[str]) -> dict[str, object]:
@@ -136,6 +147,28 @@ def _training_config(args: argparse.Namespace, feature_dim: int):
     return S5VHConfig(**values)
 
 
+def _training_arg_overrides(pairs: Sequence[str]) -> dict[str, object]:
+    """``--training-arg name=value`` pairs → ``TrainingArguments`` fields (values read as JSON, else strings)."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    overrides: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.replace("-", "_")
+        if not sep or not key:
+            raise CLIError(f"--training-arg expects name=value, got {pair!r}")
+        if key not in names:
+            raise CLIError(f"--training-arg {key}: TrainingArguments has no such field")
+        try:
+            overrides[key] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[key] = text
+    return overrides
+
+
 def _train(args: argparse.Namespace) -> int:
     from transformers import set_seed
 
@@ -167,9 +200,12 @@ def _train(args: argparse.Namespace) -> int:
         labels = clusters.pseudo_labels
     model = S5VHModel(config)
     model.set_hash_centers(centers)
+    model.train_dataset_id = str(args.dataset)
     overrides = dict(
         save_strategy="epoch", save_total_limit=args.save_total_limit, logging_steps=args.logging_steps, seed=args.seed
     )
+    if args.drop_last is not None:
+        overrides["dataloader_drop_last"] = args.drop_last
     if args.epochs is not None:
         overrides["num_train_epochs"] = args.epochs
     if args.batch_size is not None:
@@ -178,11 +214,14 @@ def _train(args: argparse.Namespace) -> int:
         overrides["max_steps"] = args.max_steps
     if args.learning_rate is not None:
         overrides["learning_rate"] = args.learning_rate
+    overrides.update(_training_arg_overrides(args.training_arg or []))
     training_args = s5vh_training_arguments(config, args.out, num_train_examples=len(train), **overrides)
     trainer = S5VHTrainer(model, training_args, train, labels)
     trainer.train(resume_from_checkpoint=True if args.resume else None)
     trainer.save_model(args.out)
     print(f"saved the trained model to {args.out}")
+    if training_args.push_to_hub:
+        print(f"pushed to {trainer.push_to_hub()}")
     return 0
 
 
@@ -233,22 +272,30 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.plot:
         report.plot(args.plot)
         print(f"wrote {args.plot}")
+    if args.record and Path(args.model).is_dir():
+        model.save_card_state(args.model)  # the next `s5vh push` carries these results in its card
+        print(f"recorded the evaluation in {args.model} (model card and s5vh_card_state.json)")
     return 0
 
 
 def _search(args: argparse.Namespace) -> int:
     from .data import load_feature_dataset, videos_and_labels
+    from .encoding import load_codes_for_model
     from .retrieval import HammingIndex
 
     model = _load_model(args.model)
-    database = load_feature_dataset(args.dataset, split=args.database_split)
     queries = load_feature_dataset(args.dataset, split=args.query_split)
     if args.limit:
         queries = queries.select(range(min(args.limit, len(queries))))
     features = lambda split: videos_and_labels(split, require_labels=False)[0]  # noqa: E731
-    index = HammingIndex.from_codes(model.encode(features(database), output="packed"))
-    distances, ids = index.search(model.encode(features(queries), output="packed"), args.k)
-    database_ids = database["video_id"]
+    if args.database_codes:  # written by `s5vh encode`: no re-encoding, refused if another model wrote them
+        database_ids, packed = load_codes_for_model(args.database_codes, model)
+        index = HammingIndex.from_codes(packed, model.config.code_length)
+    else:
+        database = load_feature_dataset(args.dataset, split=args.database_split)
+        index = HammingIndex.from_codes(model.encode(features(database), output="packed"))
+        database_ids = database["video_id"]
+    distances, ids = index.search(model.encode(features(queries), output="packed"), min(args.k, index.ntotal))
     results = []
     for query_id, row_d, row_i in zip(queries["video_id"], distances, ids):
         hits = [{"video_id": database_ids[i], "hamming": int(d)} for d, i in zip(row_d, row_i)]
@@ -347,9 +394,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--logging-steps", type=int, default=50)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    train.add_argument("--drop-last", action=argparse.BooleanOptionalAction, default=None,
+                       help="drop the last incomplete batch of each epoch (default: on)")  # fmt: skip
+    train.add_argument("--training-arg", action="append", metavar="NAME=VALUE",
+                       help="any TrainingArguments field, e.g. --training-arg push_to_hub=true --training-arg "
+                       "hub_model_id=me/s5vh --training-arg report_to=tensorboard (repeatable)")  # fmt: skip
 
     enc = command("encode", "encode a dataset split into binary codes (resumable, multi-process)", _encode)
-    enc.add_argument("model", help="model folder")
+    enc.add_argument("model", help="model folder or Hub repo id")
     enc.add_argument("dataset", help="feature dataset folder or Hub repo id")
     enc.add_argument("--split", default="database")
     enc.add_argument("--out", required=True, help="output folder: codes.parquet (video_id, code) when done")
@@ -357,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--batch-size", type=int, default=256)
 
     ev = command("evaluate", "mAP@K of a model on a dataset with the paper's protocol", _evaluate)
-    ev.add_argument("model", help="model folder")
+    ev.add_argument("model", help="model folder or Hub repo id")
     ev.add_argument("dataset", help="feature dataset folder or Hub repo id")
     ev.add_argument("--protocol", default="query_database", help="query_database, all_vs_all or a dataset name")
     ev.add_argument("--database-split", default="database")
@@ -365,15 +417,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ks", default="5,20,40,60,80,100", help="capped by the database size")
     ev.add_argument("--json", help="write the report as JSON")
     ev.add_argument("--plot", help="write mAP@K and PR curves as PNG")
+    ev.add_argument("--record", action=argparse.BooleanOptionalAction, default=True,
+                    help="record the results in a local model folder's card (default: on)")  # fmt: skip
 
     se = command("search", "top-k database videos for query videos", _search)
-    se.add_argument("model", help="model folder")
+    se.add_argument("model", help="model folder or Hub repo id")
     se.add_argument("dataset", help="feature dataset folder or Hub repo id")
     se.add_argument("--database-split", default="database")
     se.add_argument("--query-split", default="query")
     se.add_argument("--k", type=int, default=10)
     se.add_argument("--limit", type=int, help="only the first N queries")
     se.add_argument("--json", help="write the results as JSON instead of printing")
+    se.add_argument("--database-codes", help="codes.parquet written by `s5vh encode` (or its --out folder) for the "
+                    "database: no re-encoding")  # fmt: skip
 
     push = command("push", "push a saved model (with its model card) to the Hub", _push)
     push.add_argument("model", help="model folder")
@@ -394,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("train", "encode"):
+        from .launch import warn_on_launch_mismatch
+
+        warn_on_launch_mismatch()
     start = time.perf_counter()
     succeeded = False
     try:

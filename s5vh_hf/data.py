@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .dataset_card import render_dataset_card, write_dataset_card
 from .masking import two_view_visible_masks
+from .shards import StagedSplit, cast_features, check_split_name, recover_split_commits, verify_split_shards
 
 REQUIRED_COLUMNS = ("video_id", "features", "num_frames")
 FEATURES_DTYPES = ("float16", "float32")
@@ -85,6 +84,9 @@ def load_feature_dataset(
 
     source = str(path_or_repo_id)
     if os.path.isdir(source):
+        recover_split_commits(source)  # complete a split write a kill interrupted
+        if Path(source, "data").is_dir():
+            verify_split_shards(source)
         shards = sorted(Path(source).rglob("*.parquet"))
         if not shards:
             raise ValueError(f"{source} holds no parquet shards (expected data/<split>-XXXXX-of-YYYYY.parquet)")
@@ -182,37 +184,6 @@ def _read_mat_variables(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path} is not a readable MATLAB file: {error}") from error
 
 
-def _write_dataset_card(out_dir: Path) -> None:
-    """Write README.md with the YAML ``configs`` block listing every split found under data/."""
-    splits = sorted({p.name.split("-")[0] for p in (out_dir / "data").glob("*.parquet")})
-    config = "\n".join(f"  - split: {s}\n    path: data/{s}-*" for s in splits)
-    card = f"""---
-configs:
-- config_name: default
-  data_files:
-{config}
-tags:
-- video-hashing
-- video-features
----
-
-# Frame-feature dataset
-
-Frame features for self-supervised video hashing with [s5vh-hf](https://github.com/). One row per video:
-`video_id`, `features` (`[T, D]`), `num_frames` and optional `labels` (class ids).
-
-Splits: {", ".join(splits)}.
-
-```python
-from s5vh_hf import load_feature_dataset
-dataset = load_feature_dataset("path/or/repo-id", split="{splits[0] if splits else "train"}")
-```
-"""
-    temporary = out_dir / f".README.md.{uuid.uuid4().hex}"
-    temporary.write_text(card)
-    os.replace(temporary, out_dir / "README.md")
-
-
 def import_h5_features(
     features_h5: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -225,6 +196,7 @@ def import_h5_features(
     video_ids: Sequence[str] | None = None,
     read_chunk: int = 64,
     show_progress_bar: bool | None = None,
+    feature_extractor: str | None = None,
 ) -> list[Path]:
     """Convert the literature's HDF5 features (+ ``.mat`` labels) into parquet shards of one split.
 
@@ -241,10 +213,10 @@ def import_h5_features(
     features_h5, out_dir = Path(features_h5), Path(out_dir)
     if not features_h5.is_file():
         raise FileNotFoundError(f"no HDF5 feature file at {features_h5}")
-    if not split or "-" in split or "/" in split:
-        raise ValueError(f"split must be a plain name such as 'train', got {split!r}")
-    if shard_size < 1:
-        raise ValueError(f"shard_size must be positive, got {shard_size}")
+    check_split_name(split)
+    for name, value in (("shard_size", shard_size), ("read_chunk", read_chunk)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     try:
         handle = h5py.File(features_h5, "r")
     except OSError as error:
@@ -268,18 +240,13 @@ def import_h5_features(
         elif len(video_ids) != n_videos:
             raise ValueError(f"{len(video_ids)} video ids for {n_videos} videos")
         # Every split carries a labels column (null where unknown): splits of one config share one schema.
-        features_type = feature_dataset_features(feature_dim, dtype)
-        schema = features_type.arrow_schema
+        schema = feature_dataset_features(feature_dim, dtype).arrow_schema
         n_shards = max(1, math.ceil(n_videos / shard_size))
-        (out_dir / "data").mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".staging-{split}-", dir=out_dir))
-        written: list[Path] = []
-        try:
+        with StagedSplit(out_dir, split, n_shards) as staged:
             progress = _progress_bar(n_videos, show_progress_bar, f"Converting {features_h5.name}")
             for shard in range(n_shards):
-                name = f"{split}-{shard:05d}-of-{n_shards:05d}.parquet"
                 first, last = shard * shard_size, min(n_videos, (shard + 1) * shard_size)
-                with pq.ParquetWriter(staging / name, schema) as writer:
+                with pq.ParquetWriter(staged.shard_path(shard), schema) as writer:
                     for start in range(first, last, read_chunk):
                         stop = min(last, start + read_chunk)
                         try:
@@ -288,35 +255,21 @@ def import_h5_features(
                             raise ValueError(
                                 f"{features_h5}: cannot read videos {start}–{stop - 1} (truncated or corrupt?): {error}"
                             ) from error
-                        bad = np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(1))
-                        if len(bad):
-                            ids = [video_ids[start + i] for i in bad[:10]]
-                            raise ValueError(f"{features_h5}: NaN or Inf features in videos {ids}")
+                        ids = list(video_ids[start:stop])
                         rows = {
-                            "video_id": list(video_ids[start:stop]),
-                            "features": block.astype(dtype, copy=False),
+                            "video_id": ids,
+                            "features": cast_features(block, dtype, ids, str(features_h5)),
                             "num_frames": np.full(stop - start, n_frames, dtype=np.int32),
-                        }
-                        rows["labels"] = (
-                            [np.flatnonzero(row).tolist() for row in labels[start:stop]]
+                            "labels": [np.flatnonzero(row).tolist() for row in labels[start:stop]]
                             if labels is not None
-                            else [None] * (stop - start)
-                        )
+                            else [None] * (stop - start),
+                        }
                         writer.write_table(_arrow_table(rows, schema))
                         progress.update(stop - start)
-                written.append(staging / name)
             progress.close()
-            for old in (out_dir / "data").glob(f"{split}-*.parquet"):
-                old.unlink()
-            final = []
-            for path in written:
-                target = out_dir / "data" / path.name
-                os.replace(path, target)
-                final.append(target)
-            _write_dataset_card(out_dir)
-            return final
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            final = staged.commit()
+        write_dataset_card(out_dir, feature_extractor=feature_extractor)
+        return final
 
 
 def write_feature_split(
@@ -327,50 +280,46 @@ def write_feature_split(
     labels: Sequence[Sequence[int]] | None = None,
     shard_size: int = 2048,
     dtype: str = "float16",
+    feature_extractor: str | None = None,
 ) -> list[Path]:
     """Write in-memory videos (a list of ``[T_i, D]`` arrays) as parquet shards of one split, same layout and
     atomicity as :func:`import_h5_features`."""
     import pyarrow.parquet as pq
 
     out_dir = Path(out_dir)
+    check_split_name(split)
     if not videos:
         raise ValueError(f"split {split!r} has no videos")
     if len(video_ids) != len(videos) or (labels is not None and len(labels) != len(videos)):
         raise ValueError("videos, video_ids and labels must have the same length")
-    feature_dim = int(np.asarray(videos[0]).shape[1])
+    if isinstance(shard_size, bool) or not isinstance(shard_size, (int, np.integer)) or shard_size < 1:
+        raise ValueError(f"shard_size must be a positive integer, got {shard_size!r}")
+    feature_dim = int(np.asarray(videos[0]).shape[-1])
     schema = feature_dataset_features(feature_dim, dtype).arrow_schema
     n_shards = max(1, math.ceil(len(videos) / shard_size))
-    (out_dir / "data").mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".staging-{split}-", dir=out_dir))
-    try:
-        names = []
+    with StagedSplit(out_dir, split, n_shards) as staged:
         for shard in range(n_shards):
             part = slice(shard * shard_size, (shard + 1) * shard_size)
+            ids = list(video_ids[part])
+            features = []
+            for index, (video_id, video) in enumerate(zip(ids, videos[part])):
+                video = np.asarray(video)
+                if video.ndim != 2 or video.shape[1] != feature_dim or len(video) == 0:
+                    raise ValueError(f"video {shard * shard_size + index} ({video_id}) has shape {video.shape}, "
+                                     f"expected [T ≥ 1, {feature_dim}]")  # fmt: skip
+                features.append(cast_features(video[None], dtype, [video_id], "write_feature_split")[0])
             rows = {
-                "video_id": list(video_ids[part]),
-                "features": [np.asarray(v).astype(dtype) for v in videos[part]],
-                "num_frames": np.array([len(v) for v in videos[part]], dtype=np.int32),
+                "video_id": ids,
+                "features": features,
+                "num_frames": np.array([len(v) for v in features], dtype=np.int32),
+                "labels": [list(map(int, np.atleast_1d(row))) for row in labels[part]]
+                if labels is not None
+                else [None] * len(ids),
             }
-            for index, video in enumerate(rows["features"]):
-                if video.ndim != 2 or video.shape[1] != feature_dim:
-                    raise ValueError(
-                        f"video {shard * shard_size + index} has shape {video.shape}, expected [T, {feature_dim}]"
-                    )
-            count = len(rows["video_id"])
-            rows["labels"] = (
-                [list(map(int, np.atleast_1d(row))) for row in labels[part]] if labels is not None else [None] * count
-            )
-            name = f"{split}-{shard:05d}-of-{n_shards:05d}.parquet"
-            pq.write_table(_arrow_table(rows, schema), staging / name)
-            names.append(name)
-        for old in (out_dir / "data").glob(f"{split}-*.parquet"):
-            old.unlink()
-        for name in names:
-            os.replace(staging / name, out_dir / "data" / name)
-        _write_dataset_card(out_dir)
-        return [out_dir / "data" / name for name in names]
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            pq.write_table(_arrow_table(rows, schema), staged.shard_path(shard))
+        final = staged.commit()
+    write_dataset_card(out_dir, feature_extractor=feature_extractor)
+    return final
 
 
 def _arrow_table(rows: dict[str, Any], schema):
@@ -423,26 +372,33 @@ def push_feature_dataset(
     commit_message: str = "Upload frame-feature dataset",
     endpoint: str | None = None,
 ) -> list[str]:
-    """Upload a converted feature folder (README.md + data/*.parquet) to a Hub dataset repo.
+    """Upload a converted feature folder (data/*.parquet and a dataset card rendered for ``repo_id``) to a Hub
+    dataset repo, as one commit. Shards on the Hub that the folder no longer has (e.g. after re-converting a
+    split into fewer shards) are deleted in the same commit, so the remote split never mixes two conversions.
 
     Returns the repository paths that were uploaded.
     """
-    from huggingface_hub import HfApi
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     out_dir = Path(out_dir)
     shards = sorted(p.relative_to(out_dir).as_posix() for p in (out_dir / "data").glob("*.parquet"))
     if not shards or not (out_dir / "README.md").is_file():
         raise ValueError(f"{out_dir} is not a converted feature dataset (needs README.md and data/*.parquet)")
+    verify_split_shards(out_dir)
     api = HfApi(endpoint=endpoint, token=token)
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    api.upload_folder(
-        folder_path=str(out_dir),
-        repo_id=repo_id,
-        repo_type="dataset",
-        revision=revision,
-        commit_message=commit_message,
-        allow_patterns=["README.md", "data/*.parquet"],
-    )
+    if revision is not None:
+        api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
+    remote = api.list_repo_files(repo_id, repo_type="dataset", revision=revision)
+    card = str(render_dataset_card(out_dir, repo_id=repo_id)).encode()
+    operations: list[Any] = [CommitOperationAdd("README.md", card)]
+    operations += [CommitOperationAdd(shard, str(out_dir / shard)) for shard in shards]
+    operations += [
+        CommitOperationDelete(path)
+        for path in remote
+        if path.startswith("data/") and path.endswith(".parquet") and path not in shards
+    ]
+    api.create_commit(repo_id, operations, commit_message=commit_message, repo_type="dataset", revision=revision)
     return ["README.md", *shards]
 
 

@@ -56,7 +56,6 @@ def run_demo(out_dir: Path, epochs: int = 12, seed: int = 0, show_progress: bool
         seed=seed,
         dataloader_drop_last=True,
         disable_tqdm=not show_progress,
-        use_cpu=True,
     )
     trainer = S5VHTrainer(model, args, splits["train"], clusters.pseudo_labels)
     if not show_progress:

@@ -207,5 +207,5 @@ def evaluate_retrieval(
     )
     if model_or_codes is not None:
         # The model card of the next save_pretrained reports this evaluation.
-        model_or_codes.last_evaluation = report.to_dict()
+        model_or_codes.evaluation_results = report.to_dict()
     return report

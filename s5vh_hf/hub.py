@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import tempfile
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -10,7 +13,16 @@ from typing import Any
 from .modeling_s5vh import S5VHModel, register_with_transformers
 
 TEMPLATE_NAME = "s5vh_model_card.md"
-CARD_TAGS = ["video-hashing", "video-retrieval", "mamba", "state-space-model", "self-supervised", "s5vh"]
+CARD_TAGS = [
+    "custom_code",
+    "s5vh-hf",
+    "video-hashing",
+    "video-retrieval",
+    "mamba",
+    "state-space-model",
+    "self-supervised",
+    "s5vh",
+]
 
 
 def enable_remote_code() -> None:
@@ -19,26 +31,48 @@ def enable_remote_code() -> None:
     register_with_transformers()
 
 
-def render_model_card(model: S5VHModel, repo_id: str | None = None, evaluation: dict[str, Any] | None = None):
-    """A ``huggingface_hub.ModelCard`` for ``model`` from the package template.
+HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
-    ``evaluation`` (a ``RetrievalReport.to_dict()``) defaults to ``model.last_evaluation``, the last
-    ``evaluate_retrieval`` run on the model; its mAP@K values become ``model-index`` results.
+
+def is_hub_id(name: str | os.PathLike | None) -> bool:
+    """Whether ``name`` is a Hub repo id (``owner/name``) and not an existing local path."""
+    if not name:
+        return False
+    text = str(name)
+    return bool(HUB_ID_PATTERN.match(text)) and ".." not in text and not Path(text).exists()
+
+
+def render_model_card(
+    model: S5VHModel,
+    repo_id: str | None = None,
+    evaluation: dict[str, Any] | None = None,
+    extra_tags: Sequence[str] = (),
+):
+    """A ``huggingface_hub.ModelCard`` for ``model`` from the package template, rendered for ``repo_id``.
+
+    Metadata: ``library_name: transformers`` with the ``custom_code`` tag (the Hub shows the ``AutoModel``
+    snippet), ``pipeline_tag: feature-extraction``, the training dataset and ``base_model`` when they are Hub ids,
+    and ``model-index`` results from ``evaluation`` (a ``RetrievalReport.to_dict()``, default: the model's
+    ``evaluation_results``, its last evaluation).
     """
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     config = model.config
-    evaluation = evaluation if evaluation is not None else getattr(model, "last_evaluation", None)
+    evaluation = evaluation if evaluation is not None else model.evaluation_results
     name = repo_id.split("/")[-1] if repo_id else f"s5vh-{config.dataset_name or 'custom'}-{config.code_length}"
-    dataset_name = config.dataset_name or "custom"
+    dataset_id = model.train_dataset_id if is_hub_id(model.train_dataset_id) else None
+    dataset_label = dataset_id or config.dataset_name or "custom"
+    base_model = (
+        model.fine_tuned_from if is_hub_id(model.fine_tuned_from) and model.fine_tuned_from != repo_id else None
+    )
     eval_results, table = None, ""
     if evaluation:
         eval_results = [
             EvalResult(
-                task_type="video-retrieval",
+                task_type="feature-extraction",
                 task_name="Video retrieval by Hamming ranking",
-                dataset_type=dataset_name,
-                dataset_name=dataset_name,
+                dataset_type=dataset_label,
+                dataset_name=dataset_label,
                 metric_type=f"map_at_{k}",
                 metric_name=f"mAP@{k} (÷K)",
                 metric_value=round(float(v), 4),
@@ -54,11 +88,14 @@ def render_model_card(model: S5VHModel, repo_id: str | None = None, evaluation: 
                 "| standard mAP@K | " + " | ".join(f"{evaluation['standard_map_at_k'][k]:.3f}" for k in ks) + " |",
             ]
         )
+    tags = list(dict.fromkeys([*CARD_TAGS, *(model.model_tags or []), *extra_tags]))
     card_data = ModelCardData(
-        library_name="s5vh-hf",
+        library_name="transformers",
+        pipeline_tag="feature-extraction",
         license="mit",
-        tags=CARD_TAGS,
-        datasets=[config.dataset_name] if config.dataset_name else None,
+        tags=tags,
+        datasets=[dataset_id] if dataset_id else None,
+        base_model=base_model,
         metrics=["map"],
         model_name=name,
         eval_results=eval_results,
@@ -79,7 +116,8 @@ def render_model_card(model: S5VHModel, repo_id: str | None = None, evaluation: 
         tie_rule={"positive": "+1", "negative": "−1", "zero": "0"}[config.sign_tie_rule],
         num_hash_centers=config.num_hash_centers,
         num_parameters=f"{model.num_parameters():,}",
-        dataset_name=config.dataset_name,
+        dataset_name=dataset_label if (dataset_id or config.dataset_name) else None,
+        base_model=base_model,
         contrastive_weight=config.contrastive_weight,
         tau_plus=config.debias_tau_plus,
         contrastive_temperature=config.contrastive_temperature,
@@ -97,11 +135,79 @@ def render_model_card(model: S5VHModel, repo_id: str | None = None, evaluation: 
     )
 
 
-def write_model_card(model: S5VHModel, save_directory: str | os.PathLike, repo_id: str | None = None) -> Path:
-    """Render the card into ``save_directory/README.md``."""
+def write_model_card(
+    model: S5VHModel, save_directory: str | os.PathLike, repo_id: str | None = None, extra_tags: Sequence[str] = ()
+) -> Path:
+    """Render the card for ``repo_id`` into ``save_directory/README.md`` (atomically)."""
     path = Path(save_directory) / "README.md"
-    render_model_card(model, repo_id=repo_id).save(path)
+    temporary = path.with_name(f".README.md.{os.getpid()}.tmp")
+    render_model_card(model, repo_id=repo_id, extra_tags=extra_tags).save(temporary)
+    os.replace(temporary, path)
     return path
+
+
+WEIGHT_PATTERNS = ["*.safetensors", "*.safetensors.index.json"]
+"""Deleted from the repo by a push before the new weights arrive (in the same commit), so that a re-push with
+another sharding leaves no stale shard behind."""
+
+
+def upload_model_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    token: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    commit_description: str | None = None,
+    create_pr: bool = False,
+    endpoint: str | None = None,
+) -> str:
+    """Create ``repo_id`` when needed and upload a saved model folder as one commit (creating the branch
+    ``revision`` when it does not exist). Returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=endpoint, token=token)
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    if revision is not None and not revision.startswith("refs/pr"):
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    info = api.upload_folder(
+        folder_path=str(folder),
+        repo_id=repo_id,
+        repo_type="model",
+        revision=revision,
+        commit_message=commit_message or "Upload S5VH model",
+        commit_description=commit_description,
+        create_pr=create_pr,
+        delete_patterns=WEIGHT_PATTERNS,
+        ignore_patterns=[".*", "checkpoint-*/**", "_*"],
+    )
+    return str(info)
+
+
+def push_model(
+    model: S5VHModel,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    commit_description: str | None = None,
+    create_pr: bool = False,
+    max_shard_size: int | str | None = "50GB",
+    tags: Sequence[str] | None = None,
+    endpoint: str | None = None,
+) -> str:
+    """Save ``model`` with its card rendered for ``repo_id`` (plus ``tags``) into a temporary folder and upload
+    it (what ``S5VHModel.push_to_hub`` does). Returns the commit URL."""
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder, max_shard_size=max_shard_size, model_card_repo_id=repo_id)
+        if tags:
+            write_model_card(model, folder, repo_id=repo_id, extra_tags=[tags] if isinstance(tags, str) else tags)
+        return upload_model_folder(
+            folder, repo_id, token=token, private=private, revision=revision, commit_message=commit_message,
+            commit_description=commit_description, create_pr=create_pr, endpoint=endpoint,
+        )  # fmt: skip
 
 
 def push_model_folder(
@@ -110,16 +216,19 @@ def push_model_folder(
     token: str | None = None,
     private: bool = False,
     endpoint: str | None = None,
+    revision: str | None = None,
 ) -> str:
-    """Push a folder written by ``save_pretrained`` (config, weights, custom code, card) to a model repo."""
-    from huggingface_hub import HfApi
-
+    """Push a folder written by ``save_pretrained`` (config, weights, custom code) to a model repo, with the model
+    card rendered anew for ``repo_id`` from the folder's config and card state (the folder's own README.md is
+    replaced in the upload, not on disk). Returns the commit URL."""
     folder = Path(folder)
-    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+    if not (folder / "config.json").is_file() or not any(folder.glob("model*.safetensors")):
         raise ValueError(f"{folder} is not a saved S5VH model (needs config.json and model.safetensors)")
-    if not (folder / "README.md").is_file():
-        write_model_card(S5VHModel.from_pretrained(folder), folder, repo_id=repo_id)
-    api = HfApi(endpoint=endpoint, token=token)
-    url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message="Upload S5VH model")
-    return str(url)
+    model = S5VHModel.from_pretrained(folder)
+    with tempfile.TemporaryDirectory() as staging:
+        for item in folder.iterdir():
+            if item.is_file() and item.name != "README.md" and not item.name.startswith((".", "_")):
+                os.symlink(item.resolve(), Path(staging) / item.name)
+        write_model_card(model, staging, repo_id=repo_id)
+        return upload_model_folder(staging, repo_id, token=token, private=private, endpoint=endpoint,
+                                   revision=revision)  # fmt: skip

@@ -8,10 +8,12 @@ Together with ``configuration_s5vh.py``, ``selective_scan.py`` and ``cpu_kernels
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -35,7 +37,8 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     _cuda_causal_conv1d = None
 
-CodeOutput = Literal["pm1", "packed", "bool"]
+CodeOutput = Literal["pm1", "packed", "ubinary", "binary", "bool"]
+PACKED_OUTPUTS = ("packed", "ubinary", "binary")
 _IS_PACKAGE_COPY = __name__ == "s5vh_hf.modeling_s5vh"
 """True in the installed s5vh-hf package, False in a copy loaded by transformers as remote code."""
 
@@ -324,9 +327,15 @@ def _drop_path_time_major(x: torch.Tensor, rate: float, training: bool) -> torch
     return drop_path(x.transpose(0, 1), rate, training).transpose(0, 1)
 
 
-def _run_blocks(blocks: nn.ModuleList, hidden: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+def _run_blocks(
+    blocks: nn.ModuleList,
+    hidden: torch.Tensor,
+    lengths: torch.Tensor | None,
+    collect: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Batch-major ``[B, T, W]`` in and out. ``lengths`` ``[B]`` gives each video's real frames (right padding),
-    ``None`` when all T are real. Recurrent blocks run time-major, attention blocks batch-major."""
+    ``None`` when all T are real. Recurrent blocks run time-major, attention blocks batch-major. ``collect``, when
+    given, receives the batch-major output ``[B, T, W]`` of every block."""
     steps = hidden.shape[1]
     reverse_index = valid = None
     if lengths is not None:
@@ -338,6 +347,8 @@ def _run_blocks(blocks: nn.ModuleList, hidden: torch.Tensor, lengths: torch.Tens
             hidden = hidden.transpose(0, 1).contiguous()
             time_major = block.time_major
         hidden = block(hidden, reverse_index, valid)
+        if collect is not None:
+            collect.append(hidden.transpose(0, 1) if time_major else hidden)
     return hidden.transpose(0, 1) if time_major else hidden
 
 
@@ -353,12 +364,21 @@ class S5VHEncoder(nn.Module):
         self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.head = nn.Linear(width, width)
 
-    def forward(self, features: torch.Tensor, positions: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self,
+        features: torch.Tensor,
+        positions: torch.Tensor,
+        lengths: torch.Tensor | None,
+        collect: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """``features`` ``[B, V, D]`` of the visible frames, ``positions`` ``[B, V]`` their frame indices,
-        ``lengths`` ``[B]`` real frames per video (``None``: all V) → ``[B, V, width]``."""
+        ``lengths`` ``[B]`` real frames per video (``None``: all V) → ``[B, V, width]``. ``collect``, when given,
+        receives the embedded input and every block's output ``[B, V, width]``."""
         table = sinusoidal_position_table(int(positions.max()) + 1, self.patch_embed.out_features)
         hidden = self.patch_embed(features) + table.to(features.device)[positions]
-        return self.head(self.norm(_run_blocks(self.blocks, hidden, lengths)))
+        if collect is not None:
+            collect.append(hidden)
+        return self.head(self.norm(_run_blocks(self.blocks, hidden, lengths, collect)))
 
 
 class S5VHDecoder(nn.Module):
@@ -413,6 +433,11 @@ class S5VHModelOutput(ModelOutput):
             ``features[reconstruction_mask]``; ``None`` when no frame was masked.
         reconstruction_mask: ``[B, T]`` bool, the frames the decoder predicted (real and not visible).
         encoded_mask: ``[B, T]`` bool, the frames the encoder saw (real and visible).
+        last_hidden_state: ``[B, T, width]`` the encoder's output at every encoded frame (0 elsewhere), what the
+            hash layer reads.
+        hidden_states: with ``output_hidden_states=True``, a tuple of ``encoder_depth + 1`` tensors
+            ``[B, T, width]``: the embedded frames, then the output of each encoder block (0 at frames not
+            encoded).
     """
 
     video_codes: torch.Tensor | None = None
@@ -422,6 +447,8 @@ class S5VHModelOutput(ModelOutput):
     reconstruction: torch.Tensor | None = None
     reconstruction_mask: torch.Tensor | None = None
     encoded_mask: torch.Tensor | None = None
+    last_hidden_state: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
 class S5VHPreTrainedModel(PreTrainedModel):
@@ -527,27 +554,79 @@ class S5VHModel(S5VHPreTrainedModel):
             self.register_buffer("feature_scale", torch.ones(config.feature_dim))
         else:
             self.feature_mean = self.feature_scale = None
+        # What the model card is rendered from besides the config; saved beside the weights (CARD_STATE_FILE).
         self.training_health: dict[str, Any] | None = None
         """Code statistics of the last health check of ``S5VHTrainer`` (summarised in the model card)."""
+        self.evaluation_results: dict[str, Any] | None = None
+        """The last retrieval evaluation (``RetrievalReport.to_dict()``), the card's ``model-index`` results."""
+        self.fine_tuned_from: str | None = None
+        """Hub id of the checkpoint this model was fine-tuned from (the card's ``base_model``)."""
+        self.train_dataset_id: str | None = None
+        """Hub id or path of the feature dataset it was trained on (a Hub id goes into the card's ``datasets``)."""
+        self.loaded_from: str | None = None
+        """Where ``from_pretrained`` loaded it from (not saved)."""
         self.post_init()
         self.center_head.weight.requires_grad_(config.trainable_center_head)
 
     @classmethod
-    def from_pretrained(cls, *args: Any, **kwargs: Any) -> S5VHModel:
-        """``PreTrainedModel.from_pretrained``, then the center head is frozen again unless configured trainable
-        (loading replaces parameters, which resets ``requires_grad``)."""
-        model = super().from_pretrained(*args, **kwargs)
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any) -> S5VHModel:
+        """``PreTrainedModel.from_pretrained``; then the center head is frozen again unless configured trainable
+        (loading replaces parameters, which resets ``requires_grad``) and the card state saved beside the weights
+        (evaluation, training health, base model) is restored."""
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         if isinstance(model, S5VHModel):
             model.center_head.weight.requires_grad_(model.config.trainable_center_head)
+            model.loaded_from = str(pretrained_model_name_or_path)
+            state = _read_card_state(pretrained_model_name_or_path, kwargs)
+            for name in CARD_STATE_FIELDS:
+                if state.get(name) is not None:
+                    setattr(model, name, state[name])
         return model
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
-        """``PreTrainedModel.save_pretrained`` plus a generated model card (README.md) where the s5vh-hf package
-        is installed (a Hub remote-code copy of this file saves no card)."""
+    def card_state(self) -> dict[str, Any]:
+        """The declared state the model card is rendered from besides the config (JSON-serialisable)."""
+        return {name: getattr(self, name) for name in CARD_STATE_FIELDS}
+
+    def save_card_state(self, save_directory: str | os.PathLike) -> None:
+        """Write :meth:`card_state` beside saved weights (``CARD_STATE_FILE``, atomically) and, in the s5vh-hf
+        package, re-render the folder's model card from it."""
+        _write_json_atomically(Path(save_directory) / CARD_STATE_FILE, self.card_state())
+        if _IS_PACKAGE_COPY:
+            _hub_module().write_model_card(self, save_directory)
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        *args: Any,
+        push_to_hub: bool = False,
+        model_card_repo_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """``PreTrainedModel.save_pretrained``, plus the card state (``CARD_STATE_FILE``) and, where the s5vh-hf
+        package is installed, a generated model card (README.md) whose usage snippet names
+        ``model_card_repo_id``. ``push_to_hub=True`` (with ``repo_id=…``) then uploads the folder, card
+        included, through :meth:`push_to_hub`'s route."""
+        if push_to_hub:
+            repo_id = kwargs.pop("repo_id", None) or Path(save_directory).name
+            upload = {k: kwargs.pop(k) for k in ("token", "private", "commit_message", "revision") if k in kwargs}
+            self.save_pretrained(save_directory, *args, model_card_repo_id=repo_id, **kwargs)
+            _hub_module().upload_model_folder(save_directory, repo_id, **upload)
+            return
         super().save_pretrained(save_directory, *args, **kwargs)
-        if _IS_PACKAGE_COPY and kwargs.get("is_main_process", True):
-            # importlib, not an import statement: the Hub's remote-code loader fetches every relative import.
-            importlib.import_module(".hub", __package__).write_model_card(self, save_directory)
+        if not kwargs.get("is_main_process", True):
+            return
+        _write_json_atomically(Path(save_directory) / CARD_STATE_FILE, self.card_state())
+        if _IS_PACKAGE_COPY:
+            _hub_module().write_model_card(self, save_directory, repo_id=model_card_repo_id)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:  # type: ignore[override]
+        """Save the model with a model card rendered for ``repo_id`` and upload it (creating the repo when
+        needed); a re-push replaces the card, so new evaluation results arrive. Takes ``PushToHubMixin``'s
+        arguments (``token``, ``private``, ``revision``, ``commit_message``, ``commit_description``,
+        ``create_pr``, ``max_shard_size``, ``tags``). Returns the commit URL."""
+        if not _IS_PACKAGE_COPY:  # a remote-code copy: transformers' generic push
+            return super().push_to_hub(repo_id, **kwargs)
+        return _hub_module().push_model(self, repo_id, **kwargs)
 
     # -- feature statistics ------------------------------------------------------------------------------------
 
@@ -602,57 +681,80 @@ class S5VHModel(S5VHPreTrainedModel):
 
     # -- forward -----------------------------------------------------------------------------------------------
 
-    def _frame_logits(
-        self, features: torch.Tensor, encoded_mask: torch.Tensor, apply_hash_norm: bool = True
-    ) -> torch.Tensor:
-        """Encode the frames marked in ``encoded_mask`` ``[B, T]``; returns hash-layer outputs ``[B, T, L]``
-        scattered back to their frame positions (0 elsewhere)."""
+    def _encode_frames(
+        self,
+        features: torch.Tensor,
+        encoded_mask: torch.Tensor,
+        apply_hash_norm: bool = True,
+        hidden: str = "none",
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, ...] | None]:
+        """Encode the frames marked in ``encoded_mask`` ``[B, T]``. Returns the hash-layer outputs ``[B, T, L]``
+        and, with ``hidden="last"`` / ``"all"``, the encoder output ``[B, T, width]`` / also the embedded input and
+        every block's output; all scattered back to their frame positions (0 at frames not encoded)."""
         features = self.normalize_features(features)
         batch, steps, _ = features.shape
         lengths = encoded_mask.sum(1)
-        every_frame = bool(encoded_mask.all())
-        if every_frame:
-            compact, real_lengths = features, None
-            positions = torch.arange(steps, device=features.device).expand(batch, steps)
+        if bool(encoded_mask.all()):
+            compact, real_lengths, positions = features, None, None
+            frame_positions = torch.arange(steps, device=features.device).expand(batch, steps)
         else:
             width = int(lengths.max())
             # Stable sort puts encoded frames first, in temporal order.
-            order = torch.sort((~encoded_mask).to(torch.int8), dim=1, stable=True).indices[:, :width]
-            positions = order
-            compact = features.gather(1, order[:, :, None].expand(-1, -1, features.shape[-1]))
+            positions = torch.sort((~encoded_mask).to(torch.int8), dim=1, stable=True).indices[:, :width]
+            frame_positions = positions
+            compact = features.gather(1, positions[:, :, None].expand(-1, -1, features.shape[-1]))
             real_lengths = None if bool((lengths == width).all()) else lengths
-        hidden = self.encoder(compact, positions, real_lengths)
-        logits = self.hash_layer(hidden, apply_norm=apply_hash_norm)
-        if every_frame:
-            return logits
-        valid = torch.arange(logits.shape[1], device=logits.device)[None, :] < lengths[:, None]
-        scattered = logits.new_zeros(batch, steps, logits.shape[-1])
-        index = torch.where(valid, positions, torch.zeros_like(positions))
-        scattered.scatter_add_(1, index[:, :, None].expand_as(logits), logits * valid[:, :, None])
-        return scattered
+        collected: list[torch.Tensor] | None = [] if hidden == "all" else None
+        encoded = self.encoder(compact, frame_positions, real_lengths, collected)
+        logits = self.hash_layer(encoded, apply_norm=apply_hash_norm)
+        to_frames = lambda values: _scatter_to_frames(values, positions, lengths, steps)  # noqa: E731
+        last = to_frames(encoded) if hidden != "none" else None
+        states = tuple(to_frames(h) for h in collected) if collected is not None else None
+        return to_frames(logits), last, states
+
+    def _frame_logits(
+        self, features: torch.Tensor, encoded_mask: torch.Tensor, apply_hash_norm: bool = True
+    ) -> torch.Tensor:
+        """Hash-layer outputs ``[B, T, L]`` of the frames marked in ``encoded_mask`` ``[B, T]`` (0 elsewhere)."""
+        return self._encode_frames(features, encoded_mask, apply_hash_norm)[0]
 
     def forward(
         self,
         features: torch.Tensor,
-        frame_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
         visible_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs: Any,
+        frame_mask: torch.Tensor | None = None,
     ) -> S5VHModelOutput | tuple:
         """Encode the visible frames, hash them, reconstruct the masked ones.
 
         Args:
             features: ``[B, T, D]`` frame features (padded when videos differ in length).
-            frame_mask: ``[B, T]`` bool, True at real frames (default: all real). Real frames must come first.
+            attention_mask: ``[B, T]`` bool or 0/1, True/1 at real frames and False/0 at padding (default: all
+                real). Real frames must come first. ``frame_mask`` is the same argument under the package's
+                older name.
             visible_mask: ``[B, T]`` bool, True at frames the encoder may see (default: all). Masked real frames
                 are reconstructed by the decoder.
+            output_hidden_states: Also return the embedded frames and every encoder block's output
+                (default: ``config.output_hidden_states``).
+            return_dict: Return an :class:`S5VHModelOutput` (default) or a tuple.
+
+        Any other keyword argument raises a ``TypeError`` (nothing is silently ignored).
         """
-        features, frame_mask = _validate_batch(features, frame_mask, self.config.feature_dim)
+        if frame_mask is not None:
+            if attention_mask is not None:
+                raise TypeError("pass the padding mask once, as attention_mask (frame_mask is its older name)")
+            attention_mask = frame_mask
+        features, frame_mask = _validate_batch(features, attention_mask, self.config.feature_dim)
         features = features.to(self.dtype)
         encoded_mask = frame_mask if visible_mask is None else frame_mask & visible_mask.to(torch.bool)
         if not bool(encoded_mask.any(dim=1).all()):
             raise ValueError("every video needs at least one real, visible frame")
-        frame_logits = self._frame_logits(features, encoded_mask)
+        want_states = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        frame_logits, last_hidden, hidden_states = self._encode_frames(
+            features, encoded_mask, hidden="all" if want_states else "last"
+        )
         weights = encoded_mask.to(frame_logits.dtype)[:, :, None]
         frame_codes = binarize(frame_logits) * weights
         video_codes = frame_codes.sum(1) / weights.sum(1)
@@ -669,6 +771,8 @@ class S5VHModel(S5VHPreTrainedModel):
             reconstruction=reconstruction,
             reconstruction_mask=reconstruction_mask,
             encoded_mask=encoded_mask,
+            last_hidden_state=last_hidden,
+            hidden_states=hidden_states,
         )
         use_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if use_dict else output.to_tuple()
@@ -731,6 +835,7 @@ class S5VHModel(S5VHPreTrainedModel):
         output: CodeOutput = "pm1",
         show_progress_bar: bool | None = None,
         device: str | torch.device | None = None,
+        precision: Literal["ubinary", "binary"] | None = None,
     ) -> np.ndarray:
         """Hash videos into binary codes.
 
@@ -738,18 +843,28 @@ class S5VHModel(S5VHPreTrainedModel):
             videos: ``[N, T, D]`` array or tensor, or a list of ``[T_i, D]`` arrays/tensors of any lengths
                 (float16, bfloat16, float32 or float64).
             batch_size: Videos per forward pass (similar lengths are batched together).
-            output: ``"pm1"`` → ``int8`` ±1 ``[N, L]``; ``"packed"`` → ``uint8`` ``[N, ceil(L/8)]`` (bit 1 = +1,
-                most significant bit first, as ``np.packbits``); ``"bool"`` → ``bool`` ``[N, L]`` (True = +1).
+            output: ``"pm1"`` → ``int8`` ±1 ``[N, L]``; ``"packed"`` → ``uint8`` ``[N, L/8]`` (bit 1 = +1, most
+                significant bit first, as ``np.packbits``); ``"bool"`` → ``bool`` ``[N, L]`` (True = +1).
+                sentence-transformers' precision names work too: ``"ubinary"`` is ``"packed"`` bit for bit, and
+                ``"binary"`` is the same bytes shifted to ``int8`` (``packed − 128``).
             show_progress_bar: Show a tqdm bar; default: when there is more than one batch.
             device: Device to run on (default: the model's).
+            precision: sentence-transformers' keyword for the same choice (``"ubinary"`` or ``"binary"``).
 
         A video whose mean frame code is exactly 0 in a bit gets the bit of ``config.sign_tie_rule`` (+1 by
         default).
         """
-        if output not in ("pm1", "packed", "bool"):
-            raise ValueError(f"output must be 'pm1', 'packed' or 'bool', got {output!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if precision is not None:
+            if precision not in ("ubinary", "binary"):
+                raise ValueError(f"precision must be 'ubinary' or 'binary', got {precision!r}")
+            if output not in ("pm1", precision):
+                raise ValueError(f"output={output!r} and precision={precision!r} disagree; pass one of them")
+            output = precision
+        if output not in ("pm1", "bool", *PACKED_OUTPUTS):
+            raise ValueError(f"output must be 'pm1', 'packed' (= 'ubinary'), 'binary' or 'bool', got {output!r}")
+        if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = int(batch_size)
         if self.config.sign_tie_rule == "zero" and output != "pm1":
             raise ValueError("sign_tie_rule='zero' yields 0 bits, which only output='pm1' can hold")
         video_list = _as_video_list(videos, self.config.feature_dim)
@@ -770,8 +885,10 @@ class S5VHModel(S5VHPreTrainedModel):
                     codes[indices] = self.hash_batch(features, frame_mask).to(torch.int8).cpu().numpy()
             finally:
                 self.train(was_training)
-        if output == "packed":
+        if output in ("packed", "ubinary"):
             return pack_codes(codes)
+        if output == "binary":
+            return (pack_codes(codes).astype(np.int16) - 128).astype(np.int8)
         if output == "bool":
             return codes > 0
         return codes
@@ -782,6 +899,20 @@ class S5VHModel(S5VHPreTrainedModel):
 # --------------------------------------------------------------------------------------------------------------
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _scatter_to_frames(
+    values: torch.Tensor, positions: torch.Tensor | None, lengths: torch.Tensor, steps: int
+) -> torch.Tensor:
+    """Per-encoded-frame ``values`` ``[B, V, C]`` at frame ``positions`` ``[B, V]`` (the first ``lengths[b]``
+    are real) → ``[B, steps, C]``, 0 at frames not encoded. ``positions=None``: every frame was encoded."""
+    if positions is None:
+        return values
+    valid = torch.arange(values.shape[1], device=values.device)[None, :] < lengths[:, None]
+    scattered = values.new_zeros(values.shape[0], steps, values.shape[-1])
+    index = torch.where(valid, positions, torch.zeros_like(positions))
+    scattered.scatter_add_(1, index[:, :, None].expand_as(values), values * valid[:, :, None])
+    return scattered
 
 
 def _validate_batch(
@@ -890,6 +1021,51 @@ def _progress(iterable, enabled: bool, description: str):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=description)
+
+
+CARD_STATE_FILE = "s5vh_card_state.json"
+"""Saved beside the weights: the model's card state (evaluation, training health, base model, dataset)."""
+CARD_STATE_FIELDS = ("evaluation_results", "training_health", "fine_tuned_from", "train_dataset_id")
+
+
+def _hub_module():
+    # importlib, not an import statement: the Hub's remote-code loader fetches every relative import it sees.
+    return importlib.import_module(".hub", __package__)
+
+
+def _write_json_atomically(path: Path, value: Any) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(value, indent=2, sort_keys=True, default=float))
+    os.replace(temporary, path)
+
+
+def _read_card_state(name_or_path: str | os.PathLike, load_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The card state saved with a model (local folder or Hub repo); ``{}`` when there is none or it is
+    unreadable (the card state never blocks loading weights)."""
+    path = Path(name_or_path) / CARD_STATE_FILE
+    if not Path(name_or_path).is_dir():
+        try:
+            from transformers.utils import cached_file
+
+            options = {k: load_kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only")
+                       if k in load_kwargs}  # fmt: skip
+            found = cached_file(
+                str(name_or_path),
+                CARD_STATE_FILE,
+                _raise_exceptions_for_missing_entries=False,
+                _raise_exceptions_for_connection_errors=False,
+                **options,
+            )
+        except Exception:  # noqa: BLE001 - optional metadata
+            return {}
+        if found is None:
+            return {}
+        path = Path(found)
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
 
 
 def register_with_transformers() -> None:

@@ -17,7 +17,7 @@ from .data import load_feature_dataset, videos_and_labels, write_feature_split
 from .evaluation import RetrievalReport, evaluate_codes, evaluate_retrieval
 from .hash_centers import HashCenters, SemanticClusters, compute_semantic_clusters, generate_hash_centers, mean_pool
 from .modeling_s5vh import S5VHModel
-from .synthetic import make_synthetic_videos
+from .synthetic import SyntheticVideos, make_synthetic_videos
 
 EMBEDDED_DATASET = dict(num_classes=10, num_frames=16, min_frames=12, feature_dim=64)
 """Shape of the embedded synthetic dataset (the demo's default)."""
@@ -46,22 +46,29 @@ def demo_config(code_length: int = 32, num_hash_centers: int = 10, **overrides: 
     return S5VHConfig(**values)
 
 
+def embedded_synthetic_videos(
+    num_train: int = 1200, num_database: int = 1000, num_query: int = 300, seed: int = 0
+) -> dict[str, SyntheticVideos]:
+    """The embedded synthetic dataset's ``train``, ``database`` and ``query`` splits (disjoint videos drawn from
+    the same classes), as the demo writes them. Deterministic in ``seed``."""
+    total = num_train + num_database + num_query
+    data = make_synthetic_videos(num_videos=total, seed=seed, **EMBEDDED_DATASET)
+    bounds = {
+        "train": slice(0, num_train),
+        "database": slice(num_train, num_train + num_database),
+        "query": slice(num_train + num_database, total),
+    }
+    return {split: data.subset(rows) for split, rows in bounds.items()}
+
+
 def write_embedded_dataset(
     out_dir: str | os.PathLike, num_train: int = 1200, num_database: int = 1000, num_query: int = 300, seed: int = 0
 ) -> Path:
-    """Generate the embedded synthetic dataset and write it as a feature-shard folder with ``train``,
-    ``database`` and ``query`` splits (disjoint videos drawn from the same classes). Deterministic."""
+    """Write :func:`embedded_synthetic_videos` as a feature-shard folder with ``train``, ``database`` and
+    ``query`` splits."""
     out_dir = Path(out_dir)
-    total = num_train + num_database + num_query
-    data = make_synthetic_videos(num_videos=total, seed=seed, **EMBEDDED_DATASET)
-    videos, labels = data.videos(), [[int(x)] for x in data.labels]
-    bounds = {
-        "train": (0, num_train),
-        "database": (num_train, num_train + num_database),
-        "query": (num_train + num_database, total),
-    }
-    for split, (start, stop) in bounds.items():
-        write_feature_split(out_dir, split, videos[start:stop], data.video_ids[start:stop], labels[start:stop])
+    for split, data in embedded_synthetic_videos(num_train, num_database, num_query, seed).items():
+        write_feature_split(out_dir, split, data.videos(), data.video_ids, [[int(x)] for x in data.labels])
     return out_dir
 
 

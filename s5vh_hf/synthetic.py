@@ -28,6 +28,13 @@ class SyntheticVideos:
         """The videos as a list of ``[T_i, D]`` arrays (padding removed)."""
         return [f[:n] for f, n in zip(self.features, self.lengths)]
 
+    def subset(self, rows: slice | np.ndarray) -> SyntheticVideos:
+        """The videos at ``rows`` (a slice or an index array)."""
+        index = np.arange(len(self.labels))[rows]
+        return SyntheticVideos(
+            self.features[index], self.labels[index], self.lengths[index], [self.video_ids[i] for i in index]
+        )
+
 
 def make_synthetic_videos(
     num_videos: int = 600,

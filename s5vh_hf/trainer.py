@@ -4,9 +4,11 @@ retrieval evaluation, and checkpoints that resume exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PredictionOutput, get_last_checkpoint
 
 from .configuration_s5vh import S5VHConfig
 from .data import IndexedFeatureDataset, TwoViewCollator, videos_and_labels
@@ -45,6 +47,17 @@ def batch_size_for(num_train_examples: int, preset_batch_size: int = 128) -> int
     return max(2, min(preset_batch_size, wanted, num_train_examples))
 
 
+def has_accelerator() -> bool:
+    """Whether torch sees a GPU (CUDA/ROCm), Apple MPS or Intel XPU device."""
+    mps = getattr(torch.backends, "mps", None)
+    xpu = getattr(torch, "xpu", None)
+    return (
+        torch.cuda.is_available()
+        or bool(mps is not None and mps.is_available())
+        or bool(xpu is not None and xpu.is_available())
+    )
+
+
 def s5vh_training_arguments(
     config: S5VHConfig, output_dir: str, num_train_examples: int | None = None, **overrides: Any
 ) -> TrainingArguments:
@@ -71,15 +84,38 @@ def s5vh_training_arguments(
         num_train_epochs=defaults.get("num_train_epochs", 350),
         per_device_train_batch_size=batch_size,
         dataloader_drop_last=True,
-        dataloader_pin_memory=torch.cuda.is_available(),  # pinning on a CPU-only machine only warns
+        dataloader_pin_memory=torch.cuda.is_available(),  # pinning without CUDA only warns
         lr_scheduler_type="cosine_with_min_lr",
         lr_scheduler_kwargs={"min_lr": defaults.get("min_learning_rate", 1e-5)},
         optim="adamw_torch",
         remove_unused_columns=False,
         report_to="none",
+        ddp_find_unused_parameters=False,  # every parameter gets a gradient (the frozen center head has none)
+        # The Trainer's own choice of device; stating the CPU when there is nothing else makes the processes of
+        # `accelerate launch --multi_gpu` on a GPU-less machine join one gloo group (else each trains alone).
+        use_cpu=not has_accelerator(),
     )
     values.update(overrides)
     return TrainingArguments(**values)
+
+
+def explicit_training_options(argv: Sequence[str], parsed: TrainingArguments) -> dict[str, Any]:
+    """The ``TrainingArguments`` fields named on a command line (``--name value``, ``--name=value``,
+    ``--no_name``, dashes or underscores), with the values ``HfArgumentParser`` parsed into ``parsed``.
+
+    Pass them as overrides to :func:`s5vh_training_arguments`, so that a script takes every Trainer option from
+    its command line while the fields it does not name keep the preset's recipe.
+    """
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    given = set()
+    for token in argv:
+        if not token.startswith("--"):
+            continue
+        name = token[2:].split("=", 1)[0].replace("-", "_")
+        name = name[3:] if name.startswith("no_") and name not in names else name
+        if name in names:
+            given.add(name)
+    return {name: getattr(parsed, name) for name in sorted(given)}
 
 
 class PseudoLabelStore:
@@ -180,6 +216,25 @@ class TrainingHealthCallback(TrainerCallback):
         return control
 
 
+class CheckpointExtrasCallback(TrainerCallback):
+    """On every checkpoint save: writes the pseudo-label state into the checkpoint folder (resume restores it)
+    and, when pushing to the Hub, refreshes the S5VH model card in the output folder so the next upload carries
+    it. Added by :class:`S5VHTrainer` itself."""
+
+    def __init__(self, pseudo_labels: PseudoLabelStore, write_card) -> None:
+        self.pseudo_labels, self.write_card = pseudo_labels, write_card
+
+    def on_save(self, args, state, control, **kwargs):  # noqa: D102
+        if not args.should_save:
+            return control
+        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if os.path.isdir(folder):
+            self.pseudo_labels.save(os.path.join(folder, PSEUDO_LABELS_FILE))
+        if args.push_to_hub:
+            self.write_card()
+        return control
+
+
 class S5VHTrainer(Trainer):
     """``Trainer`` with the self-local-global loss of S5VH.
 
@@ -255,6 +310,7 @@ class S5VHTrainer(Trainer):
         if self._health_probe is not None:
             self.add_callback(TrainingHealthCallback(self.check_health))
         self._warn_if_warmup_unreached(model.config)
+        self.add_callback(CheckpointExtrasCallback(store, self.create_model_card))
         for callback in self.callback_handler.callbacks:
             if isinstance(callback, RetrievalEvaluationCallback):
                 callback.trainer = self
@@ -363,7 +419,7 @@ class S5VHTrainer(Trainer):
         if inputs["features"].shape[0] < 2:
             raise ValueError(
                 "a training batch holds one video, but the contrastive loss needs two; use a batch size ≥ 2 and "
-                "dataloader_drop_last=True when the dataset size leaves a batch of one"
+                "dataloader_drop_last=True (s5vh train --drop-last) when the dataset size leaves a batch of one"
             )
         targets = self._pseudo_label_targets(unwrapped, inputs)
         if "visible_mask_1" in inputs:
@@ -396,16 +452,32 @@ class S5VHTrainer(Trainer):
             self._term_count = 0
         super().log(logs, start_time)
 
-    # -- checkpoints -----------------------------------------------------------------------------------------------
+    # -- checkpoints and the Hub ------------------------------------------------------------------------------------
 
-    def _save_checkpoint(self, model, trial) -> None:
-        super()._save_checkpoint(model, trial)
-        if self.args.should_save:
-            folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
-            self.pseudo_labels.save(os.path.join(folder, PSEUDO_LABELS_FILE))
+    def create_model_card(self, tags: str | list[str] | None = None, **kwargs: Any) -> None:
+        """Write the S5VH model card (not the Trainer's generic one) into ``args.output_dir``, rendered for
+        ``hub_model_id`` with the last evaluation and training health; ``tags`` are added to its metadata.
+        ``Trainer.push_to_hub`` calls it before uploading. Other ``Trainer.create_model_card`` arguments are
+        accepted and ignored (the card takes its facts from the model)."""
+        if not self.is_world_process_zero():
+            return
+        from .hub import write_model_card
+
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        extra = [tags] if isinstance(tags, str) else list(tags or [])
+        model = self.accelerator.unwrap_model(self.model)
+        write_model_card(model, self.args.output_dir, repo_id=self.hub_model_id, extra_tags=extra)
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
-        """``Trainer.train``; on resume the pseudo-label state of the checkpoint is restored as well."""
+        """``Trainer.train``; on resume the pseudo-label state of the checkpoint is restored as well. A model
+        loaded from a Hub repo is recorded as the base model of the fine-tuned one (the card's ``base_model``)."""
+        from .hub import is_hub_id
+
+        model = self.accelerator.unwrap_model(self.model)
+        if is_hub_id(model.loaded_from):
+            model.fine_tuned_from = model.loaded_from
+        if self.args.push_to_hub:
+            self.create_model_card()  # checkpoint pushes during training upload the output folder
         if resume_from_checkpoint is True:
             resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
@@ -437,15 +509,46 @@ class S5VHTrainer(Trainer):
         return metrics
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
-        """Retrieval evaluation on ``eval_database`` / ``eval_queries`` (there is no loss to evaluate)."""
-        if self.eval_database is None:
+        """Retrieval metrics (mAP@K, standard mAP@K, precision@K; there is no loss to evaluate), logged and
+        returned with keys ``{metric_key_prefix}_map@K`` …
+
+        Args:
+            eval_dataset: ``None``: ``eval_database`` / ``eval_queries`` with ``eval_protocol``. A labelled split:
+                all-vs-all retrieval within it. A mapping with ``"database"`` and ``"query"`` splits (e.g. a
+                ``DatasetDict``): query-vs-database.
+        """
+        database, queries, protocol = self.eval_database, self.eval_queries, self.eval_protocol
+        if eval_dataset is not None:
+            if hasattr(eval_dataset, "keys") and {"database", "query"} <= set(eval_dataset.keys()):
+                database, queries, protocol = eval_dataset["database"], eval_dataset["query"], "query_database"
+            else:
+                database, queries, protocol = eval_dataset, None, "all_vs_all"
+        if database is None:
             raise ValueError("S5VHTrainer.evaluate needs eval_database (and eval_queries unless all-vs-all)")
-        metrics = self.retrieval_metrics(self.eval_database, self.eval_queries, self.eval_ks, self.eval_protocol)
+        metrics = self.retrieval_metrics(database, queries, self.eval_ks, protocol)
         if metric_key_prefix != "eval":
             metrics = {k.replace("eval_", f"{metric_key_prefix}_", 1): v for k, v in metrics.items()}
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test") -> PredictionOutput:
+        """Binary codes of every video in ``test_dataset`` (a feature split): ``predictions`` are ±1 ``int8``
+        ``[N, L]``, ``label_ids`` the videos' label lists (class ids; ``None`` when the split has no labels), and
+        ``metrics`` its size and timing (``{prefix}_num_videos``, ``{prefix}_runtime``,
+        ``{prefix}_videos_per_second``)."""
+        start = time.perf_counter()
+        videos, labels = videos_and_labels(test_dataset, require_labels=False)
+        model = self.accelerator.unwrap_model(self.model)
+        codes = model.encode(videos, batch_size=self.args.per_device_eval_batch_size * 32, show_progress_bar=False)
+        runtime = time.perf_counter() - start
+        metrics = {
+            f"{metric_key_prefix}_num_videos": len(codes),
+            f"{metric_key_prefix}_runtime": round(runtime, 4),
+            f"{metric_key_prefix}_videos_per_second": round(len(codes) / max(runtime, 1e-9), 3),
+        }
+        label_ids = None if all(row is None for row in labels) else labels
+        return PredictionOutput(predictions=codes, label_ids=label_ids, metrics=metrics)
 
 
 def steps_per_epoch(num_videos: int, batch_size: int, processes: int = 1, accumulation: int = 1) -> int:

@@ -177,7 +177,18 @@ def test_push_uploads_the_shards_and_card(tmp_path, monkeypatch):
     expected = ["README.md"] + [f"data/train-0000{i}-of-00003.parquet" for i in range(3)]
     assert sorted(uploaded) == sorted(expected)
     assert sorted(hub.files["me/features"]) == sorted(expected)
-    assert hub.files["me/features"]["README.md"] == (tmp_path / "ds" / "README.md").read_bytes()
+    from huggingface_hub import DatasetCard
+
+    card = DatasetCard(hub.files["me/features"]["README.md"].decode())
+    assert 'load_feature_dataset("me/features"' in card.text and "http" not in card.text.replace(
+        "https://arxiv.org/abs/2412.14518", ""
+    )
+    data_card = card.data.to_dict()
+    assert data_card["license"] == "other" and data_card["task_categories"] == ["feature-extraction"]
+    assert data_card["size_categories"] == ["n<1K"] and data_card["feature_dim"] == 8
+    info = data_card["dataset_info"]
+    assert {f["name"] for f in info["features"]} == {"video_id", "features", "num_frames", "labels"}
+    assert info["splits"] == [{"name": "train", "num_bytes": info["splits"][0]["num_bytes"], "num_examples": 12}]
     assert hub.repos["me/features"]["type"] == "dataset", hub.repos
     assert hub.repos["me/features"].get("private") is True or hub.repos["me/features"].get("visibility") == "private"
     with pytest.raises(ValueError, match="not a converted feature dataset"):

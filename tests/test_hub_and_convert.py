@@ -168,7 +168,9 @@ def test_model_card_has_metadata_usage_and_evaluation(tmp_path, tiny_model, tiny
     from huggingface_hub import ModelCard
 
     data = ModelCard.load(tmp_path / "README.md").data.to_dict()
-    assert data["library_name"] == "s5vh-hf" and "video-hashing" in data["tags"] and "mamba" in data["tags"]
+    assert data["library_name"] == "transformers" and data["pipeline_tag"] == "feature-extraction"
+    assert {"custom_code", "video-hashing", "mamba"} <= set(data["tags"])
+    assert "datasets" not in data and "base_model" not in data  # not Hub ids: left out
     results = data["model-index"][0]["results"]
     assert {m["type"] for r in results for m in r["metrics"]} >= {"map_at_5", "map_at_10"}
     for section in ("## Intended use and limits", "## How to encode and search", "## Training configuration"):
@@ -223,6 +225,7 @@ def test_push_and_load_from_the_hub_cache_offline(tmp_path, monkeypatch, tiny_mo
                 "configuration_s5vh.py",
                 "selective_scan.py",
                 "cpu_kernels.py",
+                "s5vh_card_state.json",
             ]
         )
         downloaded = S5VHModel.from_pretrained("me/s5vh-tiny", token="hf_test")

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,3 +164,48 @@ def test_evaluate_metric_module_matches_the_library():
     assert result["map@5"] == pytest.approx(expected.map_at_k[5])
     assert result["standard_map@20"] == pytest.approx(expected.standard_map_at_k[20])
     assert result["map@20"] == pytest.approx(_loop_map_at_k(q, db, q_labels, db_labels, 20))
+
+
+def test_the_metric_module_runs_without_the_package_and_has_a_card(tmp_path):
+    """Copied out of the package (as into a Hub Space) and run where s5vh_hf cannot be imported."""
+    import shutil
+    import subprocess
+    import sys
+    import textwrap
+
+    from huggingface_hub import RepoCard
+
+    from s5vh_hf.evaluate_metrics import HASHING_MAP_PATH
+
+    folder = tmp_path / "hashing_map"
+    shutil.copytree(Path(HASHING_MAP_PATH).parent, folder)
+    card = RepoCard.load(folder / "README.md")
+    assert "metric" in card.data.tags and "## Limitations and bias" in card.text
+    q, db, q_labels, db_labels = _tied_problem(8)
+    q_ids = [np.flatnonzero(row).tolist() for row in q_labels]
+    db_ids = [np.flatnonzero(row).tolist() for row in db_labels]
+    (tmp_path / "inputs.json").write_text(json.dumps([q.tolist(), q_ids, db.tolist(), db_ids]))
+    script = textwrap.dedent(
+        f"""
+        import importlib.abc, json, sys
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name == "s5vh_hf" or name.startswith("s5vh_hf."):
+                    raise ImportError("s5vh_hf is not installed here")
+        sys.meta_path.insert(0, Block())
+        import evaluate
+        q, q_ids, db, db_ids = json.load(open({str(tmp_path / "inputs.json")!r}))
+        metric = evaluate.load({str(folder / "hashing_map.py")!r})
+        both = metric.compute(predictions=q, references=q_ids, database_codes=db, database_labels=db_ids, ks=(5, 20))
+        alone = metric.compute(predictions=db, references=db_ids, ks=(5,))
+        print(json.dumps([both, alone]))
+        """
+    )
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    both, alone = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = evaluate_codes(db, db_ids, q, q_ids, ks=(5, 20))
+    assert both["map@5"] == pytest.approx(expected.map_at_k[5])
+    assert both["standard_map@20"] == pytest.approx(expected.standard_map_at_k[20])
+    assert alone["map@5"] == pytest.approx(evaluate_codes(db, db_ids, ks=(5,), protocol="all_vs_all").map_at_k[5])

@@ -1,0 +1,31 @@
+"""Multi-process launches: notice when ``accelerate launch`` asked for several processes but started one."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+MULTI_PROCESS_HINT = (
+    "on a machine without GPUs, start several processes with `accelerate launch --multi_gpu --num_processes N …` "
+    "(torchrun with the gloo backend); `accelerate launch --cpu --num_processes N` uses a launcher that needs MPI "
+    "and otherwise starts one process"
+)
+
+
+def launch_mismatch() -> str | None:
+    """A message when this process was started by ``accelerate launch`` with ``--num_processes`` > 1 but is the
+    only one (the simple launcher sets ``MASTER_ADDR`` for N processes, yet nothing sets ``WORLD_SIZE``);
+    ``None`` otherwise."""
+    started_by_accelerate = "ACCELERATE_MIXED_PRECISION" in os.environ or "ACCELERATE_USE_CPU" in os.environ
+    expects_peers = "MASTER_ADDR" in os.environ
+    has_peers = int(os.environ.get("WORLD_SIZE", os.environ.get("PMI_SIZE", "1")) or 1) > 1
+    if started_by_accelerate and expects_peers and not has_peers:
+        return f"accelerate launch asked for several processes but started only this one; {MULTI_PROCESS_HINT}"
+    return None
+
+
+def warn_on_launch_mismatch() -> None:
+    """Print :func:`launch_mismatch`'s message to stderr, if any (the run goes on as one process)."""
+    message = launch_mismatch()
+    if message:
+        print(f"warning: {message}", file=sys.stderr)
