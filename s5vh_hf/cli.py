@@ -51,7 +51,9 @@ def _convert_features(args: argparse.Namespace) -> int:
         label_key=args.label_key,
         shard_size=args.shard_size,
         dtype=args.dtype,
+        read_chunk=args.read_chunk,
         show_progress_bar=True,
+        feature_extractor=args.feature_extractor,
     )
     print(f"wrote {len(shards)} shard(s) of split {args.split!r} under {Path(args.out) / 'data'}")
     return 0
@@ -358,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--label-key", help="key in the .mat file (default labels, or re_label/q_label)")
     convert.add_argument("--shard-size", type=int, default=2048)
     convert.add_argument("--dtype", choices=("float16", "float32"), default="float16")
+    convert.add_argument("--read-chunk", type=int, default=64, help="videos read from the HDF5 at a time")
+    convert.add_argument("--feature-extractor", help="what produced the features, e.g. 'VGG16 fc7 (ImageNet)' "
+                         "(recorded in the dataset card)")  # fmt: skip
 
     pre = command("preprocess", "cluster the training videos and generate hash centers", _preprocess)
     pre.add_argument("dataset", help="feature dataset folder or Hub repo id")

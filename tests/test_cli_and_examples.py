@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+import torch
 
+from s5vh_hf import S5VHModel
 from s5vh_hf.cli import EXAMPLES, main
 from s5vh_hf.encoding import load_codes
 
@@ -59,12 +61,30 @@ def test_encode_evaluate_search_with_the_demo_model(demo_run, tmp_path, capsys):
     again_ids, again_codes = load_codes(out / "codes.parquet")
     assert again_ids == ids and np.array_equal(again_codes, codes)
 
+    # A rerun with another chunk size or another model redoes the chunks instead of reusing them.
+    assert main(["encode", model, data, "--split", "database", "--out", str(out), "--chunk-size", "400"]) == 0
+    assert load_codes(out / "codes.parquet")[0] == ids
+
     report, plot = tmp_path / "report.json", tmp_path / "curves.png"
     assert main(["evaluate", model, data, "--ks", "5,20", "--json", str(report), "--plot", str(plot)]) == 0
     assert json.loads(report.read_text())["map_at_k"]["20"] > 0.5 and plot.exists()
+    recorded = json.loads((demo_run / "model" / "s5vh_card_state.json").read_text())["evaluation_results"]
+    assert recorded["map_at_k"] == json.loads(report.read_text())["map_at_k"]  # the next push carries it
     assert main(["search", model, data, "--k", "3", "--limit", "2", "--json", str(tmp_path / "hits.json")]) == 0
     hits = json.loads((tmp_path / "hits.json").read_text())
     assert len(hits) == 2 and len(hits[0]["results"]) == 3
+    # The database codes of `s5vh encode` give the same answers without re-encoding the database …
+    assert main(["search", model, data, "--k", "3", "--limit", "2", "--database-codes", str(out),
+                 "--json", str(tmp_path / "hits-from-codes.json")]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "hits-from-codes.json").read_text()) == hits
+    # … and are refused for another model.
+    other = S5VHModel.from_pretrained(model)
+    with torch.no_grad():
+        other.hash_layer.projection.bias.add_(0.5)
+    other.save_pretrained(tmp_path / "other")
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "other"), data, "--database-codes", str(out)]) == 2
+    assert "encoded by another model" in capsys.readouterr().err
     capsys.readouterr()
     assert main(["search", model, data, "--k", "2", "--limit", "1"]) == 0
     assert "synthetic-" in capsys.readouterr().out
@@ -104,10 +124,31 @@ def test_errors_are_one_line_without_traceback(tmp_path, capsys):
         main(["--debug", "convert-features", str(tmp_path / "none.h5"), "--split", "train", "--out", str(tmp_path)])
 
 
-def test_push_command_through_the_fake_hub(demo_run, tmp_path, monkeypatch):
+def test_push_command_and_commands_that_take_a_hub_model(demo_run, tmp_path, monkeypatch, capsys):
     with fake_hub(monkeypatch, tmp_path / "cache") as hub:
         assert main(["push", str(demo_run / "model"), "me/demo", "--token", "hf_test"]) == 0
-    assert {"README.md", "model.safetensors", "config.json", "modeling_s5vh.py"} <= set(hub.files["me/demo"])
+        assert {"README.md", "model.safetensors", "config.json", "modeling_s5vh.py"} <= set(hub.files["me/demo"])
+        monkeypatch.setenv("HF_TOKEN", "hf_test")
+        out = tmp_path / "codes"
+        assert main(["encode", "me/demo", str(demo_run / "data"), "--split", "query", "--out", str(out)]) == 0
+        assert main(["evaluate", "me/demo", str(demo_run / "data"), "--ks", "5"]) == 0
+        capsys.readouterr()
+        assert main(["evaluate", "me/no-such-model", str(demo_run / "data")]) == 2
+        assert "could not load the Hub model me/no-such-model" in capsys.readouterr().err
+    assert len(load_codes(out)[0]) == 300
+
+
+def test_the_help_launch_line_starts_two_processes_and_the_other_form_is_flagged(demo_run, tmp_path):
+    flagged = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "s5vh_hf.cli", "encode", str(demo_run / "model"),
+         str(demo_run / "data"), "--split", "query", "--out", str(tmp_path / "one")],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert flagged.returncode == 0, flagged.stderr[-2000:]
+    assert "started only this one" in flagged.stderr and "--multi_gpu --num_processes" in flagged.stderr
+    assert "accelerate launch --multi_gpu --num_processes 2 -m s5vh_hf.cli encode" in EXAMPLES["encode"]
 
 
 def _run_example(name: str, *argv: str, monkeypatch) -> None:

@@ -99,3 +99,41 @@ def test_help_answers_without_importing_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_training_arguments_pass_through_and_drop_last_is_a_switch(tmp_path, capsys):
+    folder = tmp_path / "odd"
+    data = make_order_dependent_videos(num_videos=17, num_base_classes=2, num_frames=6, feature_dim=20, seed=1)
+    write_feature_split(folder, "train", data.videos(), data.video_ids)
+    base = ["train", str(folder), "--preset", "ucf101-32", "--model-size", "mini", "--clusters", "2", *SMALL,
+            "--batch-size", "8", "--epochs", "1"]  # fmt: skip
+    # 17 videos in batches of 8 leave a batch of one: refused with the switch to use.
+    assert main([*base, "--no-drop-last", "--out", str(tmp_path / "a")]) == 2
+    assert "s5vh train --drop-last" in capsys.readouterr().err
+    run = tmp_path / "b"
+    assert main([*base, "--training-arg", "save_strategy=no", "--out", str(run)]) == 0
+    assert not list(run.glob("checkpoint-*"))  # save_strategy=no reached the Trainer (the CLI saves every epoch)
+    assert main([*base, "--training-arg", "no_such_option=1", "--out", str(tmp_path / "c")]) == 2
+    assert "TrainingArguments has no such field" in capsys.readouterr().err
+
+
+def test_training_defaults_follow_the_trainers_device_choice_and_skip_unused_parameter_search():
+    from s5vh_hf.trainer import has_accelerator, s5vh_training_arguments
+
+    args = s5vh_training_arguments(make_tiny_config(), "unused")
+    assert args.ddp_find_unused_parameters is False
+    assert args.use_cpu is (not has_accelerator())
+
+
+def test_a_single_process_launch_that_asked_for_two_says_so(monkeypatch):
+    from s5vh_hf.launch import launch_mismatch
+
+    for name in ("WORLD_SIZE", "PMI_SIZE", "MASTER_ADDR", "ACCELERATE_USE_CPU", "ACCELERATE_MIXED_PRECISION"):
+        monkeypatch.delenv(name, raising=False)
+    assert launch_mismatch() is None  # plain python
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
+    assert launch_mismatch() is None  # accelerate launch, one process asked
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")  # what the simple launcher sets for --num_processes 2
+    assert "--multi_gpu --num_processes" in launch_mismatch()
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun really started two
+    assert launch_mismatch() is None
