@@ -12,20 +12,24 @@ Two kernels, each with its backward pass, work on time-major ``[T, b, E]`` float
 Eager PyTorch does each of these steps as a separate pass over memory, with a buffer for each intermediate.
 
 The C source lives in this file so that the Hub's ``trust_remote_code`` copy carries it too. It is compiled
-with the system C compiler (``$CC``, else ``gcc``/``cc``/``clang``) into a per-user cache (``$S5VH_KERNEL_CACHE``
-or ``~/.cache/s5vh_hf/kernels``) keyed on the source, the flags, the compiler and the CPU. Built with OpenMP, the
+with the system C compiler (``$CC``, else ``gcc``/``cc``/``clang``) into an owner-only per-user cache
+(``$S5VH_KERNEL_CACHE`` or ``~/.cache/s5vh_hf/kernels``) keyed on the source, the flags, the compiler and the
+CPU; a cached library is loaded only after its owner, permissions and recorded sha256 check out (see
+:func:`kernel_cache_dir`). Built with OpenMP, the
 kernels run on torch's own OpenMP thread pool. When no compiler is available, or ``S5VH_CPU_KERNEL=0`` is set,
 :func:`load_cpu_kernels` returns ``None`` and callers use the PyTorch implementations.
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import hashlib
 import logging
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -448,27 +452,106 @@ def _cpu_signature() -> str:
     return platform.processor() + platform.machine()
 
 
+_PRIVATE_FALLBACK: Path | None = None
+
+
+def _unsafe_reason(path: Path, kind: str) -> str | None:
+    """Why ``path`` must not be trusted (another owner, group/other-writable, a symlink, the wrong file type);
+    ``None`` when it is safe. ``kind``: ``"dir"`` or ``"file"``."""
+    try:
+        info = os.lstat(path)
+    except OSError as error:
+        return f"cannot stat it ({error.strerror})"
+    if stat.S_ISLNK(info.st_mode):
+        return "it is a symbolic link"
+    if kind == "dir" and not stat.S_ISDIR(info.st_mode):
+        return "it is not a folder"
+    if kind == "file" and not stat.S_ISREG(info.st_mode):
+        return "it is not a regular file"
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return f"it belongs to user {info.st_uid}, not to this user ({os.getuid()})"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "others may write to it"
+    return None
+
+
+def _private_fallback() -> Path:
+    """A fresh owner-only temporary folder with an unpredictable name, made once per process and removed at
+    exit (the kernel is then rebuilt by each process)."""
+    global _PRIVATE_FALLBACK
+    if _PRIVATE_FALLBACK is None or not _PRIVATE_FALLBACK.is_dir():
+        _PRIVATE_FALLBACK = Path(tempfile.mkdtemp(prefix="s5vh_hf-kernels-"))  # mode 0700, random name
+        atexit.register(shutil.rmtree, _PRIVATE_FALLBACK, True)
+    return _PRIVATE_FALLBACK
+
+
 def kernel_cache_dir() -> Path:
     """Where compiled kernels are kept: ``$S5VH_KERNEL_CACHE``, else ``$XDG_CACHE_HOME/s5vh_hf/kernels``
-    (``~/.cache/s5vh_hf/kernels``), else, when that cannot be created or written, a per-user temporary folder."""
-    if os.environ.get("S5VH_KERNEL_CACHE"):
-        return Path(os.environ["S5VH_KERNEL_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = Path(base) / "s5vh_hf" / "kernels"
+    (``~/.cache/s5vh_hf/kernels``), created owner-only (0700).
+
+    A library found there is ``dlopen``ed, so the folder must be this user's alone: one that belongs to another
+    user, that others may write to, or that is a symbolic link is refused (with a warning), as is one that cannot
+    be created. The kernel is then built in a fresh private temporary folder with an unpredictable name — never a
+    predictable shared path such as ``/tmp/<name>-<uid>``.
+    """
+    configured = os.environ.get("S5VH_KERNEL_CACHE")
+    if configured:
+        folder = Path(configured)
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = Path(base) / "s5vh_hf" / "kernels"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if os.access(folder, os.W_OK):
-            return folder
+        if not folder.exists():
+            folder.mkdir(parents=True, mode=0o700)
+            os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
+    except OSError as error:
+        reason = f"cannot create it ({error.strerror})"
+    else:
+        reason = _unsafe_reason(folder, "dir")
+        if reason is None and not os.access(folder, os.W_OK):
+            reason = "it is not writable"
+    if reason is None:
+        return folder
+    _warn_once(f"kernel cache {folder} is not used: {reason}; building in a private temporary folder instead")
+    return _private_fallback()
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        logger.warning(message)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verified(target: Path) -> bool:
+    """Whether a cached library may be loaded: it and its hash record are this user's, not writable by others,
+    and the library's sha256 equals the one recorded when this package built it. A truncated, replaced or foreign
+    library fails here and is never ``dlopen``ed (a truncated one would crash the process with SIGBUS)."""
+    record = target.with_name(target.name + ".sha256")
+    if _unsafe_reason(target, "file") or _unsafe_reason(record, "file"):
+        return False
+    try:
+        return record.read_text().strip() == _sha256_file(target)
     except OSError:
-        pass
-    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
-    return Path(tempfile.gettempdir()) / f"s5vh_hf-kernels-{user}"
+        return False
 
 
-def _compile(compiler: str, flags: list[str], target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".so.tmp")
+def _compile_and_load(compiler: str, flags: list[str], target: Path) -> ctypes.CDLL:
+    """Compile into a private temporary file, load that file, then publish it and its sha256 under ``target``
+    (atomic renames; concurrent builders each load their own file and the last rename wins)."""
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".build-", suffix=".so")
     os.close(handle)
+    record = Path(temporary + ".sha256")
     try:
         subprocess.run(
             [compiler, *flags, *_COMMON_FLAGS, "-", "-o", temporary],
@@ -478,35 +561,58 @@ def _compile(compiler: str, flags: list[str], target: Path) -> None:
             check=True,
             timeout=300,
         )
-        os.replace(temporary, target)  # atomic: concurrent processes never load a half-written library
+        os.chmod(temporary, 0o700)
+        record.write_text(_sha256_file(Path(temporary)) + "\n")
+        library = ctypes.CDLL(temporary)
+        os.replace(temporary, target)
+        os.replace(record, target.with_name(target.name + ".sha256"))
+        return library
     finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        for leftover in (Path(temporary), record):
+            leftover.unlink(missing_ok=True)
+
+
+def _library_key(compiler: str, flags: list[str]) -> str:
+    parts = [_C_SOURCE, *flags, compiler, str(os.stat(compiler).st_mtime), _cpu_signature()]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
 
 def _build_library(flag_sets: tuple[list[str], ...] = _FLAG_SETS) -> ctypes.CDLL:
-    """Compile (or find in the cache) and load the kernel with the first flag set that works."""
+    """Load the verified cached kernel, or compile it, with the first flag set that works. A cached library that
+    fails verification, or loads but lacks the kernel's functions (a foreign library), is rebuilt."""
     compiler = _compiler()
     if compiler is None:
         raise RuntimeError("no C compiler found (set $CC or install gcc)")
     errors = []
     for flags in flag_sets:
-        key = hashlib.sha256(
-            "\0".join([_C_SOURCE, *flags, compiler, str(os.stat(compiler).st_mtime), _cpu_signature()]).encode()
-        ).hexdigest()[:20]
-        target = kernel_cache_dir() / f"s5vh_scan_{key}.so"
+        target = kernel_cache_dir() / f"s5vh_scan_{_library_key(compiler, flags)}.so"
         try:
-            if target.exists():
+            if target.exists() and _verified(target):
                 try:
-                    return ctypes.CDLL(str(target))
-                except OSError:  # a damaged cache entry (say, a disk that filled up): build it again
-                    target.unlink(missing_ok=True)
-            _compile(compiler, flags, target)
-            return ctypes.CDLL(str(target))
+                    library = ctypes.CDLL(str(target))
+                    if all(hasattr(library, name) for name in _EXPORTED):
+                        return library
+                except OSError:
+                    pass
+            if target.exists():
+                logger.info("rebuilding the cached kernel %s (it failed verification)", target)
+            return _compile_and_load(compiler, flags, target)
         except (OSError, subprocess.SubprocessError) as error:
             detail = getattr(error, "stderr", "") or str(error)
             errors.append(f"{' '.join(flags)}: {detail.strip()[-500:]}")
     raise RuntimeError("compiling the C kernel failed:\n" + "\n".join(errors))
+
+
+_EXPORTED = (
+    "s5vh_scan_forward",
+    "s5vh_scan_backward",
+    "s5vh_conv_silu_forward",
+    "s5vh_conv_silu_backward",
+    "s5vh_uses_openmp",
+    "s5vh_lanes",
+    "s5vh_native_build",
+)
+"""Functions the compiled library must export."""
 
 
 _MIN_WORK_PER_THREAD = 1 << 16
