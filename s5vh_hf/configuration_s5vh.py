@@ -204,10 +204,42 @@ class S5VHConfig(PretrainedConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"S5VHConfig.{name} must be a positive integer, got {value!r}")
-        if not 0.0 <= self.mask_ratio < 1.0:
-            raise ValueError(f"S5VHConfig.mask_ratio must be in [0, 1), got {self.mask_ratio!r}")
-        if not 0.0 <= self.drop_path_rate < 1.0:
-            raise ValueError(f"S5VHConfig.drop_path_rate must be in [0, 1), got {self.drop_path_rate!r}")
+        if self.code_length % 8:
+            raise ValueError(
+                f"S5VHConfig.code_length must be a multiple of 8 (codes are stored as bytes), got {self.code_length}"
+            )
+        if not isinstance(self.warmup_epochs, int) or isinstance(self.warmup_epochs, bool) or self.warmup_epochs < 0:
+            raise ValueError(f"S5VHConfig.warmup_epochs must be a non-negative integer, got {self.warmup_epochs!r}")
+        # (low, high, low inclusive, high inclusive) of every real-valued field
+        ranges = {
+            "mask_ratio": (0.0, 1.0, True, False),
+            "drop_path_rate": (0.0, 1.0, True, False),
+            "debias_tau_plus": (0.0, 1.0, True, False),
+            "pseudo_label_smoothing": (0.0, 1.0, True, True),
+            "contrastive_temperature": (0.0, math.inf, False, False),
+            "center_temperature": (0.0, math.inf, False, False),
+            "contrastive_weight": (0.0, math.inf, True, False),
+            "center_weight": (0.0, math.inf, True, False),
+            "time_step_min": (0.0, math.inf, False, False),
+            "time_step_max": (0.0, math.inf, False, False),
+            "time_step_floor": (0.0, math.inf, False, False),
+            "layer_norm_eps": (0.0, math.inf, False, False),
+            "hash_layer_norm_eps": (0.0, math.inf, False, False),
+            "initializer_range": (0.0, math.inf, False, False),
+        }
+        for name, (low, high, low_ok, high_ok) in ranges.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+                raise ValueError(f"S5VHConfig.{name} must be a number, got {value!r}")
+            if not ((low <= value) if low_ok else (low < value)) or not (
+                (value <= high) if high_ok else (value < high)
+            ):
+                interval = f"{'[' if low_ok else '('}{low:g}, {high:g}{']' if high_ok else ')'}"
+                raise ValueError(f"S5VHConfig.{name} must be in {interval}, got {value!r}")
+        if self.time_step_min > self.time_step_max:
+            raise ValueError(
+                f"S5VHConfig.time_step_min ({self.time_step_min}) must not exceed time_step_max ({self.time_step_max})"
+            )
         choices = {
             "temporal_mixer": SUPPORTED_TEMPORAL_MIXERS,
             "sign_tie_rule": SIGN_TIE_RULES,

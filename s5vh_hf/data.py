@@ -20,9 +20,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from .commits import recover_commits
 from .dataset_card import render_dataset_card, write_dataset_card
 from .masking import two_view_visible_masks
-from .shards import StagedSplit, cast_features, check_split_name, recover_split_commits, verify_split_shards
+from .shards import (
+    StagedSplit,
+    cast_features,
+    check_split_name,
+    verify_shard_rows,
+    verify_split_shards,
+)
 
 REQUIRED_COLUMNS = ("video_id", "features", "num_frames")
 FEATURES_DTYPES = ("float16", "float32")
@@ -84,24 +91,27 @@ def load_feature_dataset(
 
     source = str(path_or_repo_id)
     if os.path.isdir(source):
-        recover_split_commits(source)  # complete a split write a kill interrupted
+        recover_commits(source)  # complete a split write a kill interrupted
         if Path(source, "data").is_dir():
             verify_split_shards(source)
         shards = sorted(Path(source).rglob("*.parquet"))
+        shards = [p for p in shards if not any(part.startswith(".") for part in p.relative_to(source).parts)]
         if not shards:
             raise ValueError(f"{source} holds no parquet shards (expected data/<split>-XXXXX-of-YYYYY.parquet)")
-        if "cache_dir" not in load_kwargs:
-            # datasets (5.x) can hand back a stale Arrow cache for a rewritten folder of the same name; keying the
-            # cache on the shards' paths, sizes and modification times rules that out.
-            load_kwargs["cache_dir"] = os.path.join(
-                datasets.config.HF_DATASETS_CACHE, "s5vh-local", _fingerprint(shards)
-            )
+        # datasets (5.x) can hand back a stale Arrow cache for a rewritten folder of the same name; keying the
+        # cache on the shards' paths, sizes and modification times rules that out.
+        cache = os.path.join(datasets.config.HF_DATASETS_CACHE, "s5vh-local", _fingerprint(shards))
+        _verify_local_shards(source, shards, split, cache)
+        load_kwargs.setdefault("cache_dir", cache)
     try:
         loaded = datasets.load_dataset(source, split=split, streaming=streaming, revision=revision, **load_kwargs)
     except ValueError as error:
         if split is not None and "split" in str(error).lower():
             raise ValueError(f"{source} has no split {split!r}: {error}") from error
         raise
+    except datasets.exceptions.DatasetGenerationError as error:
+        cause = error.__cause__ or error.__context__
+        raise ValueError(f"{source}: the shards could not be read ({type(cause).__name__}: {cause})") from error
     splits = {split: loaded} if split is not None else dict(loaded)
     dims = {}
     for split_name, part in splits.items():
@@ -109,6 +119,42 @@ def load_feature_dataset(
     if len(set(dims.values())) > 1:
         raise ValueError(f"splits of {source} disagree on the feature dimension: {dims}")
     return loaded
+
+
+def _verify_local_shards(source: str, shards: list[Path], split: str | None, cache: str) -> None:
+    """Before ``datasets`` reads a local folder: every split has videos, and every row matches the declared shape
+    (:func:`~s5vh_hf.shards.verify_shard_rows`). The result is remembered per content fingerprint, so a
+    folder is scanned once."""
+    marker = Path(cache) / ".s5vh-verified"
+    if marker.exists():
+        return
+    rows: dict[str, int] = {}
+    for path in shards:
+        name = path.name.split("-")[0]
+        rows[name] = rows.get(name, 0) + verify_shard_rows(path, _declared_feature_dim(path))
+    empty = sorted(name for name, count in rows.items() if count == 0 and (split is None or name == split))
+    if empty:
+        raise ValueError(f"{source}: split(s) {empty} hold no videos")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
+def _declared_feature_dim(path: Path) -> int:
+    """D of a shard, from the ``datasets`` features recorded in its schema metadata."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    try:
+        features = datasets.Features.from_arrow_schema(pq.read_schema(path))
+    except Exception as error:  # noqa: BLE001 - pyarrow raises several types for torn or foreign files
+        raise ValueError(f"{path} is not a readable parquet shard: {str(error).splitlines()[0]}") from error
+    missing = [c for c in REQUIRED_COLUMNS if c not in features]
+    if missing:
+        raise ValueError(f"{path} is missing column(s) {missing}; expected {list(REQUIRED_COLUMNS)} (+ 'labels')")
+    column = features["features"]
+    if getattr(column, "shape", None) is None or column.shape[1] is None:
+        raise ValueError(f"{path}: no column 'features' of type Array2D(shape=(None, D)); got {column!r}")
+    return int(column.shape[1])
 
 
 def _fingerprint(files: Sequence[Path]) -> str:
@@ -439,8 +485,8 @@ class TwoViewCollator:
     def __init__(
         self, mask_ratio: float, seed: int | None = None, feature_dim: int | None = None, draw_views: bool = True
     ) -> None:
-        if not 0 < mask_ratio < 1:
-            raise ValueError(f"mask_ratio must be in (0, 1) for training views, got {mask_ratio}")
+        if draw_views and not (isinstance(mask_ratio, (int, float)) and 0 < mask_ratio < 1):
+            raise ValueError(f"mask_ratio must be in (0, 1) to draw training views, got {mask_ratio!r}")
         self.mask_ratio = mask_ratio
         self.draw_views = draw_views
         self.feature_dim = feature_dim

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -573,7 +574,29 @@ class S5VHModel(S5VHPreTrainedModel):
         """``PreTrainedModel.from_pretrained``; then the center head is frozen again unless configured trainable
         (loading replaces parameters, which resets ``requires_grad``) and the card state saved beside the weights
         (evaluation, training health, base model) is restored."""
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if _IS_PACKAGE_COPY and Path(str(pretrained_model_name_or_path)).is_dir():
+            # complete a save that a kill interrupted after it was decided
+            importlib.import_module(".commits", __package__).recover_commits(pretrained_model_name_or_path)
+        wants_info = kwargs.pop("output_loading_info", False)
+        lenient = kwargs.pop("ignore_mismatched_sizes", False)
+        quiet = logging.getLogger("transformers.modeling_utils")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # transformers' load report: the checks below say what is wrong, in a line
+        try:
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
+            )
+        except Exception as error:
+            if type(error).__name__ == "SafetensorError":
+                raise ValueError(
+                    f"{pretrained_model_name_or_path}: the weights file is not readable safetensors (empty, truncated "
+                    f"or not a model file): {str(error).splitlines()[0]}"
+                ) from error
+            raise
+        finally:
+            quiet.setLevel(level)
+        if not lenient:
+            _check_loading_info(info, pretrained_model_name_or_path)
         if isinstance(model, S5VHModel):
             model.center_head.weight.requires_grad_(model.config.trainable_center_head)
             model.loaded_from = str(pretrained_model_name_or_path)
@@ -581,7 +604,7 @@ class S5VHModel(S5VHPreTrainedModel):
             for name in CARD_STATE_FIELDS:
                 if state.get(name) is not None:
                     setattr(model, name, state[name])
-        return model
+        return (model, info) if wants_info else model
 
     def card_state(self) -> dict[str, Any]:
         """The declared state the model card is rendered from besides the config (JSON-serialisable)."""
@@ -612,12 +635,22 @@ class S5VHModel(S5VHPreTrainedModel):
             self.save_pretrained(save_directory, *args, model_card_repo_id=repo_id, **kwargs)
             _hub_module().upload_model_folder(save_directory, repo_id, **upload)
             return
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if not kwargs.get("is_main_process", True):
+        if not _IS_PACKAGE_COPY or not kwargs.get("is_main_process", True):  # remote-code copy: transformers' save
+            super().save_pretrained(save_directory, *args, **kwargs)
+            if kwargs.get("is_main_process", True):
+                _write_json_atomically(Path(save_directory) / CARD_STATE_FILE, self.card_state())
             return
-        _write_json_atomically(Path(save_directory) / CARD_STATE_FILE, self.card_state())
-        if _IS_PACKAGE_COPY:
-            _hub_module().write_model_card(self, save_directory, repo_id=model_card_repo_id)
+        # Atomic: everything is written into a staging folder first, then moved in as one journaled step, so a kill
+        # leaves the old model or the new one (the folder may hold checkpoints and other files; they stay).
+        commits = importlib.import_module(".commits", __package__)
+        folder = Path(save_directory)
+        with commits.StagedFiles(folder, "model") as staged:
+            super().save_pretrained(staged.staging, *args, **kwargs)
+            _write_json_atomically(staged.staging / CARD_STATE_FILE, self.card_state())
+            _hub_module().write_model_card(self, staged.staging, repo_id=model_card_repo_id)
+            written = sorted(p.name for p in staged.staging.iterdir() if p.is_file())
+            stale = [p.name for p in folder.glob("model*.safetensors*") if p.is_file() and p.name not in written]
+            staged.commit([(name, name) for name in written], remove=stale)
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:  # type: ignore[override]
         """Save the model with a model card rendered for ``repo_id`` and upload it (creating the repo when
@@ -1021,6 +1054,32 @@ def _progress(iterable, enabled: bool, description: str):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=description)
+
+
+def _check_loading_info(info: dict[str, Any], source: Any) -> None:
+    """Refuse weights that do not fit the config: mismatched shapes, missing or unexpected tensors (any of them
+    would leave randomly initialised weights in the model), in one line naming the first few."""
+
+    def listed(keys: list[str]) -> str:
+        return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+    mismatched = sorted(info.get("mismatched_keys") or [])
+    if mismatched:
+        key, stored, expected = mismatched[0]
+        raise ValueError(
+            f"{source}: the weights do not match config.json: {key} is {list(stored)} in the checkpoint but "
+            f"{list(expected)} for the config ({len(mismatched)} tensor(s) differ); was config.json edited or "
+            "copied from another model?"
+        )
+    for kind in ("missing_keys", "unexpected_keys"):
+        keys = sorted(info.get(kind) or [])
+        if keys:
+            what = (
+                "lacks tensors the config needs"
+                if kind == "missing_keys"
+                else "holds tensors the config has no place for"
+            )
+            raise ValueError(f"{source}: the checkpoint {what}: {listed(keys)}; config.json and weights disagree")
 
 
 CARD_STATE_FILE = "s5vh_card_state.json"

@@ -24,6 +24,11 @@ def as_packed_codes(codes: np.ndarray, code_length: int | None = None, name: str
         raise ValueError(f"{name} must be a 2-D array [n, L] or packed [n, L/8], got shape {array.shape}")
     if array.dtype == np.uint8 and (code_length is None or array.shape[1] * 8 == code_length):
         return np.ascontiguousarray(array)
+    if array.dtype == np.uint8 and code_length is not None and array.shape[1] != code_length:
+        raise ValueError(
+            f"{name} look packed with {array.shape[1]} bytes per code, but {code_length}-bit codes "
+            f"({code_length // 8} bytes) are expected; encode them with a model of the same code length"
+        )
     if array.dtype == bool:
         bits = array
     elif array.dtype.kind in "iuf":

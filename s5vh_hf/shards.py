@@ -1,28 +1,20 @@
-"""Writing the parquet shards of one split so that the split changes atomically: old or new, never a mix.
-
-A writer stages its shards in a private folder, then records a *commit journal* (``.commit-<split>.json``, written
-atomically) naming the shards to remove and the staged shards to move in, and applies it. A kill before the
-journal exists leaves the old split untouched (the staging folder is removed by the next writer); a kill after it
-leaves a journal that :func:`recover_split_commits` completes, which every writer and ``load_feature_dataset``
-run first. :func:`verify_split_shards` then checks that every split holds exactly the shards its names promise
-(``<split>-XXXXX-of-YYYYY``). One writer per split at a time; concurrent writers of different splits are safe.
+"""The parquet shards of a feature dataset: names, writing one split so that it changes atomically (old or new,
+never a mix; see :mod:`.commits`), and the checks run before loading — every split holds exactly the shards its
+names promise (``<split>-XXXXX-of-YYYYY``), and every row matches the declared shape. One writer per split at a
+time; writers of different splits may run concurrently.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
-import uuid
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from .commits import StagedFiles
+
 SHARD_NAME = re.compile(r"^(?P<split>[^-/]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
-STAGING_PREFIX = ".staging-"
-JOURNAL_PREFIX = ".commit-"
 
 
 def shard_name(split: str, index: int, count: int) -> str:
@@ -32,61 +24,6 @@ def shard_name(split: str, index: int, count: int) -> str:
 def check_split_name(split: str) -> None:
     if not isinstance(split, str) or not re.fullmatch(r"[A-Za-z0-9_.]+", split) or split.startswith("."):
         raise ValueError(f"split must be a plain name such as 'train' (letters, digits, _ and .), got {split!r}")
-
-
-def _journal_path(out_dir: Path, split: str) -> Path:
-    return out_dir / f"{JOURNAL_PREFIX}{split}.json"
-
-
-def _apply_journal(out_dir: Path, journal: dict[str, Any]) -> None:
-    """Idempotent: remove the old shards, move the staged ones in, drop the journal and the staging folder."""
-    data, staging = out_dir / "data", out_dir / journal["staging"]
-    for name in journal["remove"]:
-        if name not in journal["add"]:
-            (data / name).unlink(missing_ok=True)
-    for name in journal["add"]:
-        if (staging / name).exists():
-            os.replace(staging / name, data / name)
-        elif not (data / name).exists():
-            raise ValueError(f"{out_dir}: the interrupted write of split {journal['split']!r} lost shard {name}")
-    _journal_path(out_dir, journal["split"]).unlink(missing_ok=True)
-    shutil.rmtree(staging, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def recover_split_commits(out_dir: str | os.PathLike) -> list[str]:
-    """Complete the split commits a killed writer left behind and remove staging folders of dead writers.
-    Returns the splits that were completed."""
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        return []
-    completed, pending = [], set()
-    for path in sorted(out_dir.glob(f"{JOURNAL_PREFIX}*.json")):
-        try:
-            journal = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue  # a journal is written atomically: an unreadable one is not ours
-        if not os.access(out_dir, os.W_OK):
-            raise ValueError(f"{out_dir}: an interrupted write of split {journal.get('split')!r} needs completing, "
-                             "but the folder is read-only")  # fmt: skip
-        pending.add(journal["staging"])
-        _apply_journal(out_dir, journal)
-        completed.append(journal["split"])
-    for staging in out_dir.glob(f"{STAGING_PREFIX}*"):
-        match = re.match(rf"^{STAGING_PREFIX}.+?-(\d+)-[0-9a-f]+$", staging.name)
-        if staging.name in pending or (match and _process_alive(int(match.group(1)))):
-            continue
-        shutil.rmtree(staging, ignore_errors=True)
-    return completed
 
 
 def verify_split_shards(out_dir: str | os.PathLike) -> dict[str, int]:
@@ -114,48 +51,25 @@ def verify_split_shards(out_dir: str | os.PathLike) -> dict[str, int]:
     return result
 
 
-class StagedSplit:
-    """Stage the shards of one split, then :meth:`commit` them atomically (see the module docstring).
-
-    Use as a context manager: leaving it without a commit (an error) removes the staging folder and leaves the
-    old split as it was.
-    """
+class StagedSplit(StagedFiles):
+    """Stage the shards of one split (:meth:`shard_path`), then :meth:`commit` them: the split's old shards are
+    replaced as one step (:class:`~s5vh_hf.commits.StagedFiles`)."""
 
     def __init__(self, out_dir: str | os.PathLike, split: str, num_shards: int) -> None:
         check_split_name(split)
-        self.out_dir, self.split, self.num_shards = Path(out_dir), split, num_shards
-        (self.out_dir / "data").mkdir(parents=True, exist_ok=True)
-        recover_split_commits(self.out_dir)
-        self.staging = self.out_dir / f"{STAGING_PREFIX}{split}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        self.staging.mkdir()
-        self.committed = False
+        super().__init__(out_dir, f"split.{split}")
+        self.split, self.num_shards = split, num_shards
 
     def shard_path(self, index: int) -> Path:
         """Where to write shard ``index`` (in the staging folder)."""
         return self.staging / shard_name(self.split, index, self.num_shards)
 
-    def commit(self) -> list[Path]:
+    def commit(self) -> list[Path]:  # type: ignore[override]
         """Replace the split's shards by the staged ones; returns their final paths."""
-        added = [shard_name(self.split, i, self.num_shards) for i in range(self.num_shards)]
-        missing = [name for name in added if not (self.staging / name).is_file()]
-        if missing:
-            raise RuntimeError(f"cannot commit split {self.split!r}: shard(s) {missing} were never written")
-        old = sorted(p.name for p in (self.out_dir / "data").glob(f"{self.split}-*.parquet"))
-        journal = {"split": self.split, "staging": self.staging.name, "remove": old, "add": added}
-        path = _journal_path(self.out_dir, self.split)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(journal))
-        os.replace(temporary, path)  # from here on the new split is decided
-        _apply_journal(self.out_dir, journal)
-        self.committed = True
-        return [self.out_dir / "data" / name for name in added]
-
-    def __enter__(self) -> StagedSplit:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if not self.committed:
-            shutil.rmtree(self.staging, ignore_errors=True)
+        names = [shard_name(self.split, i, self.num_shards) for i in range(self.num_shards)]
+        old = sorted(f"data/{p.name}" for p in (self.folder / "data").glob(f"{self.split}-*.parquet"))
+        super().commit([(name, f"data/{name}") for name in names], remove=old)
+        return [self.folder / "data" / name for name in names]
 
 
 def cast_features(block: np.ndarray, dtype: str, video_ids: list[str], source: str = "features") -> np.ndarray:
@@ -173,3 +87,42 @@ def cast_features(block: np.ndarray, dtype: str, video_ids: list[str], source: s
         raise ValueError(f"{source}: videos {names} hold values up to {largest:.4g}, beyond the range of {dtype} "
                          "(±65504 for float16); store them as float32 (--dtype float32) or rescale")  # fmt: skip
     raise ValueError(f"{source}: NaN or Inf features in videos {names}")
+
+
+def verify_shard_rows(path: str | os.PathLike, feature_dim: int) -> int:
+    """Check every row of a feature shard against its declared shape, one row group at a time (memory bounded
+    by a row group): each frame holds ``feature_dim`` values and ``num_frames`` equals the frames stored.
+    Returns the number of rows; raises ``ValueError`` naming the shard and the video."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        shard = pq.ParquetFile(path)
+    except Exception as error:  # noqa: BLE001 - pyarrow raises several types for torn files
+        raise ValueError(
+            f"{path} is not a readable parquet shard (truncated?): {str(error).splitlines()[0]}"
+        ) from error
+    rows = 0
+    for group in range(shard.num_row_groups):
+        try:
+            table = shard.read_row_group(group, columns=["video_id", "features", "num_frames"])
+        except Exception as error:  # noqa: BLE001
+            raise ValueError(f"{path}: row group {group} is unreadable: {str(error).splitlines()[0]}") from error
+        features = table.column("features").combine_chunks()
+        features = getattr(features, "storage", features)  # datasets' Array2D extension type wraps list<list<…>>
+        frames = pc.list_value_length(features)
+        widths = pc.list_value_length(pc.list_flatten(features))
+        bad_width = pc.not_equal(widths, feature_dim)
+        if pc.any(bad_width).as_py():
+            frame = pc.index(bad_width, True).as_py()
+            starts = np.cumsum(np.concatenate([[0], frames.fill_null(0).to_numpy()]))
+            row = int(np.searchsorted(starts, frame, side="right") - 1)
+            raise ValueError(f"{path}: video {table.column('video_id')[row].as_py()!r} (row {rows + row}) has frames of "
+                             f"{widths[frame].as_py()} values; the features column is [T, {feature_dim}]")  # fmt: skip
+        mismatch = pc.not_equal(frames, table.column("num_frames").cast(frames.type))
+        if pc.any(mismatch).as_py():
+            row = pc.index(mismatch, True).as_py()
+            raise ValueError(f"{path}: video {table.column('video_id')[row].as_py()!r} (row {rows + row}) stores "
+                             f"{frames[row].as_py()} frames but num_frames says {table.column('num_frames')[row].as_py()}")  # fmt: skip
+        rows += table.num_rows
+    return rows
