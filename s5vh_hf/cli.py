@@ -179,6 +179,11 @@ def _train(args: argparse.Namespace) -> int:
     from .modeling_s5vh import S5VHModel
     from .trainer import S5VHTrainer, s5vh_training_arguments
 
+    for name in ("epochs", "max_steps", "batch_size"):
+        value = getattr(args, name)
+        if value is not None and value <= (1 if name == "batch_size" else 0):
+            least = "at least 2 (the contrastive loss pairs videos)" if name == "batch_size" else "positive"
+            raise CLIError(f"--{name.replace('_', '-')} must be {least}, got {value:g}")
     set_seed(args.seed)
     _limit_threads(args.threads)
     train = load_feature_dataset(args.dataset, split=args.split)
@@ -464,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = args.handler(args)
         succeeded = True
-    except (CLIError, ValueError, TypeError, FileNotFoundError, KeyError, OSError) as error:
+    except (CLIError, ValueError, TypeError, FileNotFoundError, KeyError, OSError, FloatingPointError) as error:
         if args.debug:
             raise
         message = str(error).splitlines()[0] if str(error) else type(error).__name__

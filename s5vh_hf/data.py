@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .commits import recover_commits
-from .dataset_card import render_dataset_card, write_dataset_card
+from .dataset_card import render_dataset_card
 from .masking import two_view_visible_masks
 from .shards import (
     StagedSplit,
@@ -288,7 +288,7 @@ def import_h5_features(
         # Every split carries a labels column (null where unknown): splits of one config share one schema.
         schema = feature_dataset_features(feature_dim, dtype).arrow_schema
         n_shards = max(1, math.ceil(n_videos / shard_size))
-        with StagedSplit(out_dir, split, n_shards) as staged:
+        with StagedSplit(out_dir, split, n_shards, feature_extractor) as staged:
             progress = _progress_bar(n_videos, show_progress_bar, f"Converting {features_h5.name}")
             for shard in range(n_shards):
                 first, last = shard * shard_size, min(n_videos, (shard + 1) * shard_size)
@@ -314,7 +314,6 @@ def import_h5_features(
                         progress.update(stop - start)
             progress.close()
             final = staged.commit()
-        write_dataset_card(out_dir, feature_extractor=feature_extractor)
         return final
 
 
@@ -343,7 +342,7 @@ def write_feature_split(
     feature_dim = int(np.asarray(videos[0]).shape[-1])
     schema = feature_dataset_features(feature_dim, dtype).arrow_schema
     n_shards = max(1, math.ceil(len(videos) / shard_size))
-    with StagedSplit(out_dir, split, n_shards) as staged:
+    with StagedSplit(out_dir, split, n_shards, feature_extractor) as staged:
         for shard in range(n_shards):
             part = slice(shard * shard_size, (shard + 1) * shard_size)
             ids = list(video_ids[part])
@@ -364,7 +363,6 @@ def write_feature_split(
             }
             pq.write_table(_arrow_table(rows, schema), staged.shard_path(shard))
         final = staged.commit()
-    write_dataset_card(out_dir, feature_extractor=feature_extractor)
     return final
 
 

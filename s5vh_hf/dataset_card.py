@@ -48,19 +48,21 @@ def render_dataset_card(
     license: str | None = None,
     feature_extractor: str | None = None,
     pretty_name: str | None = None,
+    shards: dict[str, list[Path]] | None = None,
 ):
     """A ``DatasetCard`` for the feature folder ``folder`` (``data/<split>-XXXXX-of-YYYYY.parquet``).
 
     ``license``, ``feature_extractor`` (e.g. ``"VGG16 fc7, ImageNet"``) and ``pretty_name`` default to the values
     of the folder's current card; the license to ``"other"`` when never given. ``repo_id`` names the dataset in the
-    usage snippet (default: a load from the local folder).
+    usage snippet (default: a load from the local folder). ``shards`` (split → shard files) describes the
+    dataset instead of ``folder/data`` (a writer renders the card of the split it is about to commit).
     """
     import datasets
     import pyarrow.parquet as pq
     from huggingface_hub import DatasetCard, DatasetCardData
 
     folder = Path(folder)
-    splits = _split_shards(folder)
+    splits = shards if shards is not None else _split_shards(folder)
     if not splits:
         raise ValueError(f"{folder} has no feature shards under data/")
     kept = _existing_values(folder)

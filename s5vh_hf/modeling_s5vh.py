@@ -580,8 +580,8 @@ class S5VHModel(S5VHPreTrainedModel):
         wants_info = kwargs.pop("output_loading_info", False)
         lenient = kwargs.pop("ignore_mismatched_sizes", False)
         quiet = logging.getLogger("transformers.modeling_utils")
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)  # transformers' load report: the checks below say what is wrong, in a line
+        report_filter = _DropLoadReport()  # the checks below say what is wrong, in one line
+        quiet.addFilter(report_filter)
         try:
             model, info = super().from_pretrained(
                 pretrained_model_name_or_path, *args, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
@@ -594,7 +594,7 @@ class S5VHModel(S5VHPreTrainedModel):
                 ) from error
             raise
         finally:
-            quiet.setLevel(level)
+            quiet.removeFilter(report_filter)
         if not lenient:
             _check_loading_info(info, pretrained_model_name_or_path)
         if isinstance(model, S5VHModel):
@@ -1054,6 +1054,13 @@ def _progress(iterable, enabled: bool, description: str):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=description)
+
+
+class _DropLoadReport(logging.Filter):
+    """Drops transformers' multi-line weight-loading report (S5VH raises a one-line error instead)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in str(record.msg)
 
 
 def _check_loading_info(info: dict[str, Any], source: Any) -> None:

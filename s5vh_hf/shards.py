@@ -55,27 +55,40 @@ class StagedSplit(StagedFiles):
     """Stage the shards of one split (:meth:`shard_path`), then :meth:`commit` them: the split's old shards are
     replaced as one step (:class:`~s5vh_hf.commits.StagedFiles`)."""
 
-    def __init__(self, out_dir: str | os.PathLike, split: str, num_shards: int) -> None:
+    def __init__(
+        self, out_dir: str | os.PathLike, split: str, num_shards: int, feature_extractor: str | None = None
+    ) -> None:
         check_split_name(split)
         super().__init__(out_dir, f"split.{split}")
-        self.split, self.num_shards = split, num_shards
+        self.split, self.num_shards, self.feature_extractor = split, num_shards, feature_extractor
 
     def shard_path(self, index: int) -> Path:
         """Where to write shard ``index`` (in the staging folder)."""
         return self.staging / shard_name(self.split, index, self.num_shards)
 
     def commit(self) -> list[Path]:  # type: ignore[override]
-        """Replace the split's shards by the staged ones; returns their final paths."""
+        """Replace the split's shards and the dataset card (whose split sizes ``datasets`` checks) by the staged
+        ones, as one step; returns the shards' final paths."""
+        from .dataset_card import render_dataset_card
+
         names = [shard_name(self.split, i, self.num_shards) for i in range(self.num_shards)]
         old = sorted(f"data/{p.name}" for p in (self.folder / "data").glob(f"{self.split}-*.parquet"))
-        super().commit([(name, f"data/{name}") for name in names], remove=old)
+        view: dict[str, list[Path]] = {}
+        for path in sorted((self.folder / "data").glob("*.parquet")):
+            if path.name.split("-")[0] != self.split:
+                view.setdefault(path.name.split("-")[0], []).append(path)
+        view[self.split] = [self.staging / name for name in names]
+        card = render_dataset_card(self.folder, feature_extractor=self.feature_extractor, shards=view)
+        (self.staging / "README.md").write_text(str(card))
+        super().commit([(name, f"data/{name}") for name in names] + [("README.md", "README.md")], remove=old)
         return [self.folder / "data" / name for name in names]
 
 
 def cast_features(block: np.ndarray, dtype: str, video_ids: list[str], source: str = "features") -> np.ndarray:
     """``block`` ``[n, T, D]`` (or ``[T, D]`` for one video) cast to ``dtype``, refused when a video holds NaN or
     Inf before or after the cast (float16 turns values beyond ±65504 into ±Inf), naming the videos."""
-    cast = np.asarray(block).astype(dtype, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):  # checked right below, naming the videos
+        cast = np.asarray(block).astype(dtype, copy=False)
     batched = cast.reshape(len(video_ids), -1)
     bad = np.flatnonzero(~np.isfinite(batched).all(1))
     if len(bad) == 0:

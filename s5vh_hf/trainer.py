@@ -34,6 +34,9 @@ HEALTH_PROBE_SIZE = 512
 STEPS_PER_EPOCH_TARGET = 16
 """With ``num_train_examples``, the batch is made small enough for about this many optimiser steps per epoch."""
 MIN_BATCH_SIZE = 16
+FEATURE_SCALE_SAMPLE = 256
+FEATURE_SCALE_RANGE = (1e-3, 1e3)
+"""RMS feature value outside which raw (unstandardised) features get a warning."""
 DEFAULT_LEARNING_RATE = 1e-3
 """AdamW learning rate when the config's recipe names none (presets carry the paper's 5e-4)."""
 
@@ -289,6 +292,11 @@ class S5VHTrainer(Trainer):
             )
         if len(store) != len(train_dataset):
             raise ValueError(f"{len(store)} pseudo-labels for {len(train_dataset)} training videos")
+        if args.max_steps <= 0 and args.num_train_epochs <= 0:
+            raise ValueError(
+                f"nothing to train: num_train_epochs={args.num_train_epochs} and max_steps={args.max_steps}; "
+                "give a positive number of epochs or steps"
+            )
         if args.remove_unused_columns:
             args.remove_unused_columns = False  # the collator needs every column
         self._check_model_selection_split(args, eval_queries, allow_query_split_selection)
@@ -327,8 +335,10 @@ class S5VHTrainer(Trainer):
 
     def _fit_feature_statistics(self, model: S5VHModel) -> None:
         """With ``feature_normalization="standardize"`` and no statistics set yet, take them from the training
-        set (explicitly set statistics, or those of a loaded model, are kept)."""
+        set (explicitly set statistics, or those of a loaded model, are kept). With raw features, warn once when
+        their scale is far from 1 (the reconstruction loss grows with its square and drowns the other terms)."""
         if model.feature_mean is None:
+            self._warn_if_features_are_badly_scaled()
             return
         unset = bool((model.feature_mean == 0).all() and (model.feature_scale == 1).all())
         if unset:
@@ -336,6 +346,20 @@ class S5VHTrainer(Trainer):
             model.set_feature_statistics(mean, std)
             logger.info("feature statistics set from the training set (mean |μ| %.3g, mean σ %.3g)",
                         float(abs(mean).mean()), float(std.mean()))  # fmt: skip
+
+    def _warn_if_features_are_badly_scaled(self) -> None:
+        count = min(FEATURE_SCALE_SAMPLE, len(self.train_dataset))
+        chosen = np.sort(np.random.default_rng(1).choice(len(self.train_dataset), count, replace=False))
+        mean, std = frame_feature_statistics(self.train_dataset.dataset.select(chosen))
+        typical = float(np.sqrt(np.mean(np.square(mean) + np.square(std))))  # RMS of the feature values
+        if not FEATURE_SCALE_RANGE[0] <= typical <= FEATURE_SCALE_RANGE[1]:
+            logger.warning(
+                "the training features have an RMS value of %.3g (mean |μ| %.3g, mean σ %.3g over %d videos) and the "
+                "model reads them raw (feature_normalization='none'): the reconstruction loss scales with their "
+                "square and will drown the other terms. Use feature_normalization='standardize' (the default for new "
+                "models) or rescale the features.",
+                typical, float(np.abs(mean).mean()), float(std.mean()), count,
+            )  # fmt: skip
 
     def _choose_health_probe(self, probe: Any) -> list[np.ndarray] | None:
         if probe is False:

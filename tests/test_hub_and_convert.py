@@ -9,8 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from s5vh_hf import S5VHConfig, S5VHModel
-from s5vh_hf import convert_original_checkpoint
+from s5vh_hf import S5VHConfig, S5VHModel, convert_original_checkpoint
 from s5vh_hf.evaluation import evaluate_retrieval
 from s5vh_hf.hub import push_model_folder, render_model_card
 

@@ -1,0 +1,737 @@
+"""Fault injection over every stage that reads or writes user data: corrupt and hostile files, bad values,
+kill -9 at the worst moments, concurrent writers, huge inputs.
+
+    python scripts/fault_injection.py            # every case (a few minutes)
+    python scripts/fault_injection.py --fast     # the cases CI runs (about a minute)
+    python scripts/fault_injection.py --report report.md
+
+Each case ends in one of:
+    clear    the fault was refused with a clear one-line error (exit 2 for the CLI) naming the file, video or field
+    intact   the fault happened (kill, concurrency, rerun) and the data is whole and belongs to its inputs
+    crash    a traceback, a signal, or an error that names nothing
+    silent   bad input accepted without a word
+    lost     data torn, stale, mixed or gone
+The script exits 1 unless crash, silent and lost are all zero. Extend it with every new writer or loader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTCOMES = ("clear", "intact", "crash", "silent", "lost")
+TINY = dict(feature_dim=24, hidden_size=16, encoder_depth=1, decoder_hidden_size=16, code_length=16,
+            num_hash_centers=3, drop_path_rate=0.0)  # fmt: skip
+
+
+@dataclass
+class Case:
+    name: str
+    stage: str
+    run: Callable[[Path], tuple[str, str]]
+    fast: bool = True
+
+
+CASES: list[Case] = []
+
+
+def case(stage: str, fast: bool = True):
+    def register(function):
+        CASES.append(Case(function.__name__.replace("_", " "), stage, function, fast))
+        return function
+
+    return register
+
+
+# ----------------------------------------------------------------------------------------------------- helpers
+
+
+def cli(*argv: str) -> tuple[int, str]:
+    """Run ``s5vh`` in this process; returns (exit status, stderr). An escaping exception is a crash."""
+    from s5vh_hf.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        status = main(list(argv))
+    return status, err.getvalue()
+
+
+def cli_process(*argv: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "s5vh_hf.cli", *argv], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=ROOT)  # fmt: skip
+
+
+def python_process(code: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=ROOT)  # fmt: skip
+
+
+def expect_clear(status: int, stderr: str, *words: str) -> tuple[str, str]:
+    """A CLI refusal: exit 2, one ``s5vh …: error:`` line that contains ``words``."""
+    lines = [line for line in stderr.strip().splitlines() if ": error: " in line]
+    if status == 0:
+        return "silent", "exit 0"
+    if status != 2 or not lines or "Traceback" in stderr:
+        return "crash", (stderr.strip().splitlines() or [f"exit {status}"])[-1][:160]
+    message = lines[-1]
+    missing = [w for w in words if w.lower() not in message.lower()]
+    return ("clear", message[:160]) if not missing else ("crash", f"message lacks {missing}: {message[:120]}")
+
+
+def expect_raise(function: Callable[[], object], error: type, *words: str) -> tuple[str, str]:
+    """A library refusal: ``error`` with ``words`` in its message."""
+    try:
+        function()
+    except error as raised:
+        message = str(raised).splitlines()[0] if str(raised) else type(raised).__name__
+        missing = [w for w in words if w.lower() not in message.lower()]
+        return ("clear", message[:160]) if not missing else ("crash", f"message lacks {missing}: {message[:120]}")
+    except Exception as raised:  # noqa: BLE001
+        return "crash", f"{type(raised).__name__}: {str(raised)[:140]}"
+    return "silent", "accepted"
+
+
+def tiny_model(seed: int = 0, **overrides):
+    import torch
+
+    from s5vh_hf import S5VHConfig, S5VHModel
+
+    torch.manual_seed(seed)
+    return S5VHModel(S5VHConfig(**{**TINY, **overrides}))
+
+
+def videos(count: int, seed: int = 0, frames: int = 6, dim: int = 24, scale: float = 1.0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [(scale * rng.standard_normal((frames, dim))).astype(np.float32) for _ in range(count)]
+
+
+def write_split(folder: Path, split: str, count: int, seed: int = 0, shard_size: int = 2048, scale: float = 1.0):
+    from s5vh_hf.data import write_feature_split
+
+    data = videos(count, seed, scale=scale)
+    ids = [f"{split}-{seed}-{i}" for i in range(count)]
+    write_feature_split(folder, split, data, ids, [[i % 3] for i in range(count)], shard_size=shard_size,
+                        dtype="float32")  # fmt: skip
+    return data, ids
+
+
+def split_contents(folder: Path, split: str) -> tuple[list[str], np.ndarray]:
+    from s5vh_hf.data import load_feature_dataset
+
+    loaded = load_feature_dataset(folder, split=split)
+    rows = loaded.with_format("numpy", columns=["features"])
+    return loaded["video_id"], np.stack([rows[i]["features"] for i in range(len(loaded))])
+
+
+def saved_model(folder: Path, seed: int = 0, **overrides) -> Path:
+    tiny_model(seed, **overrides).save_pretrained(folder)
+    return folder
+
+
+# ------------------------------------------------------------------------------------------------ model files
+
+
+@case("load model")
+def empty_weights_file(tmp: Path):
+    model = saved_model(tmp / "m")
+    (model / "model.safetensors").write_bytes(b"")
+    write_split(tmp / "ds", "database", 4)
+    return expect_clear(*cli("encode", str(model), str(tmp / "ds"), "--out", str(tmp / "c")), "safetensors")
+
+
+@case("load model")
+def truncated_weights_file(tmp: Path):
+    model = saved_model(tmp / "m")
+    data = (model / "model.safetensors").read_bytes()
+    (model / "model.safetensors").write_bytes(data[: len(data) // 2])
+    write_split(tmp / "ds", "database", 4)
+    return expect_clear(*cli("encode", str(model), str(tmp / "ds"), "--out", str(tmp / "c")), "safetensors")
+
+
+@case("load model")
+def config_that_does_not_match_the_weights(tmp: Path):
+    model = saved_model(tmp / "m")
+    config = json.loads((model / "config.json").read_text())
+    config["hidden_size"] = 32
+    (model / "config.json").write_text(json.dumps(config))
+    write_split(tmp / "ds", "database", 4)
+    return expect_clear(*cli("encode", str(model), str(tmp / "ds"), "--out", str(tmp / "c")), "config.json")
+
+
+@case("load model")
+def config_with_more_blocks_than_the_weights(tmp: Path):
+    model = saved_model(tmp / "m")
+    config = json.loads((model / "config.json").read_text())
+    config["encoder_depth"] = 2  # the second block would start from random weights
+    (model / "config.json").write_text(json.dumps(config))
+    write_split(tmp / "ds", "database", 4)
+    return expect_clear(*cli("encode", str(model), str(tmp / "ds"), "--out", str(tmp / "c")), "lacks tensors")
+
+
+@case("load model")
+def truncated_config_json(tmp: Path):
+    model = saved_model(tmp / "m")
+    text = (model / "config.json").read_text()
+    (model / "config.json").write_text(text[: len(text) // 2])
+    write_split(tmp / "ds", "database", 4)
+    return expect_clear(*cli("encode", str(model), str(tmp / "ds"), "--out", str(tmp / "c")))
+
+
+@case("convert checkpoint")
+def pickle_with_code_in_a_pth(tmp: Path):
+    import pickle
+
+    marker = tmp / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (tmp / "evil.pth").write_bytes(pickle.dumps({"state_dict": Payload()}))
+    outcome = expect_clear(*cli("convert-checkpoint", str(tmp / "evil.pth"), "--preset", "ucf101-16",
+                                "--out", str(tmp / "out")))  # fmt: skip
+    return ("lost", "the pickle ran code") if marker.exists() else outcome
+
+
+# ------------------------------------------------------------------------------------------------------- data
+
+
+@case("load data")
+def empty_split(tmp: Path):
+    import pyarrow.parquet as pq
+
+    from s5vh_hf.data import feature_dataset_features
+    from s5vh_hf.dataset_card import write_dataset_card
+
+    write_split(tmp / "ds", "train", 4)
+    pq.write_table(feature_dataset_features(24).arrow_schema.empty_table(),
+                   tmp / "ds" / "data" / "query-00000-of-00001.parquet")  # fmt: skip
+    write_dataset_card(tmp / "ds")
+    return expect_clear(*cli("encode", str(saved_model(tmp / "m")), str(tmp / "ds"), "--split", "query",
+                             "--out", str(tmp / "c")), "no videos")  # fmt: skip
+
+
+@case("load data")
+def row_shape_disagrees_with_its_column(tmp: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_split(tmp / "ds", "database", 6)
+    shard = tmp / "ds" / "data" / "database-00000-of-00001.parquet"
+    table = pq.read_table(shard)
+    rows = table.to_pylist()
+    rows[2]["features"] = [[0.0] * 20 for _ in range(6)]
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), shard)
+    return expect_clear(*cli("encode", str(saved_model(tmp / "m")), str(tmp / "ds"), "--out", str(tmp / "c")),
+                        "database-0-2")  # fmt: skip
+
+
+@case("load data")
+def truncated_parquet_shard(tmp: Path):
+    write_split(tmp / "ds", "database", 6)
+    shard = tmp / "ds" / "data" / "database-00000-of-00001.parquet"
+    shard.write_bytes(shard.read_bytes()[:200])
+    return expect_clear(*cli("encode", str(saved_model(tmp / "m")), str(tmp / "ds"), "--out", str(tmp / "c")),
+                        "parquet")  # fmt: skip
+
+
+@case("load data")
+def shard_missing_from_a_split(tmp: Path):
+    write_split(tmp / "ds", "database", 9, shard_size=3)
+    (tmp / "ds" / "data" / "database-00001-of-00003.parquet").unlink()
+    return expect_clear(*cli("encode", str(saved_model(tmp / "m")), str(tmp / "ds"), "--out", str(tmp / "c")),
+                        "incomplete")  # fmt: skip
+
+
+@case("load data")
+def shards_of_two_conversions_mixed(tmp: Path):
+    write_split(tmp / "ds", "database", 9, shard_size=3)
+    kept = (tmp / "ds" / "data" / "database-00002-of-00003.parquet").read_bytes()
+    write_split(tmp / "ds", "database", 8, seed=1, shard_size=4)
+    (tmp / "ds" / "data" / "database-00002-of-00003.parquet").write_bytes(kept)  # a leftover of the old split
+    return expect_clear(*cli("encode", str(saved_model(tmp / "m")), str(tmp / "ds"), "--out", str(tmp / "c")),
+                        "mixes")  # fmt: skip
+
+
+@case("write data")
+def nan_video_in_write_feature_split(tmp: Path):
+    from s5vh_hf.data import write_feature_split
+
+    data = videos(4)
+    data[2][3, 5] = np.nan
+    outcome = expect_raise(lambda: write_feature_split(tmp / "ds", "train", data, list("abcd")), ValueError, "'c'")
+    return ("lost", "a partial split was left") if (tmp / "ds" / "data").glob("*.parquet") and any(
+        (tmp / "ds" / "data").glob("*.parquet")) else outcome  # fmt: skip
+
+
+@case("write data")
+def float16_overflow_in_convert_features(tmp: Path):
+    import h5py
+
+    feats = np.random.default_rng(0).standard_normal((5, 4, 24)).astype(np.float32)
+    feats[3] *= 1e6
+    with h5py.File(tmp / "f.h5", "w") as handle:
+        handle["feats"] = feats
+    return expect_clear(*cli("convert-features", str(tmp / "f.h5"), "--split", "train", "--out", str(tmp / "ds")),
+                        "train-000003", "float32")  # fmt: skip
+
+
+@case("write data")
+def nan_in_an_hdf5_file(tmp: Path):
+    import h5py
+
+    feats = np.random.default_rng(0).standard_normal((5, 4, 24)).astype(np.float32)
+    feats[1, 2, 3] = np.nan
+    with h5py.File(tmp / "f.h5", "w") as handle:
+        handle["feats"] = feats
+    return expect_clear(*cli("convert-features", str(tmp / "f.h5"), "--split", "train", "--out", str(tmp / "ds")),
+                        "train-000001")  # fmt: skip
+
+
+@case("write data")
+def truncated_hdf5_file(tmp: Path):
+    import h5py
+
+    with h5py.File(tmp / "f.h5", "w") as handle:
+        handle["feats"] = np.random.default_rng(0).standard_normal((50, 4, 24)).astype(np.float32)
+    data = (tmp / "f.h5").read_bytes()
+    (tmp / "f.h5").write_bytes(data[: len(data) // 2])
+    return expect_clear(*cli("convert-features", str(tmp / "f.h5"), "--split", "train", "--out", str(tmp / "ds")),
+                        "f.h5")  # fmt: skip
+
+
+@case("write data")
+def corrupt_mat_labels(tmp: Path):
+    import h5py
+
+    with h5py.File(tmp / "f.h5", "w") as handle:
+        handle["feats"] = np.random.default_rng(0).standard_normal((5, 4, 24)).astype(np.float32)
+    (tmp / "labels.mat").write_bytes(b"MATLAB 5.0 MAT-file" + os.urandom(300))
+    return expect_clear(*cli("convert-features", str(tmp / "f.h5"), "--split", "train", "--labels",
+                             str(tmp / "labels.mat"), "--out", str(tmp / "ds")), "labels.mat")  # fmt: skip
+
+
+@case("write data")
+def hostile_video_ids_and_split_names(tmp: Path):
+    from s5vh_hf.data import write_feature_split
+
+    outcome = expect_raise(lambda: write_feature_split(tmp / "ds", "../escape", videos(2), ["a", "b"]),
+                           ValueError, "split")  # fmt: skip
+    if outcome[0] != "clear":
+        return outcome
+    ids = ["../../etc/passwd", "x" * 10_000]  # ids are data, never paths
+    write_feature_split(tmp / "ds", "train", videos(2), ids)
+    got, _ = split_contents(tmp / "ds", "train")
+    return ("intact", "ids stored verbatim, split names checked") if got == ids else ("lost", f"ids {got!r:.80}")
+
+
+# ------------------------------------------------------------------------------------------------- validation
+
+
+@case("validate")
+def code_length_not_a_multiple_of_8(tmp: Path):
+    from s5vh_hf import S5VHConfig
+
+    return expect_raise(lambda: S5VHConfig(code_length=12), ValueError, "code_length", "multiple of 8")
+
+
+@case("validate")
+def non_positive_center_temperature(tmp: Path):
+    from s5vh_hf import S5VHConfig
+
+    return expect_raise(lambda: S5VHConfig(center_temperature=0.0), ValueError, "center_temperature")
+
+
+@case("validate")
+def mask_ratio_given_as_text(tmp: Path):
+    from s5vh_hf import S5VHConfig
+
+    return expect_raise(lambda: S5VHConfig(mask_ratio="0.5"), ValueError, "mask_ratio")
+
+
+@case("validate")
+def zero_epochs(tmp: Path):
+    write_split(tmp / "ds", "train", 8)
+    status, err = cli("train", str(tmp / "ds"), "--preset", "ucf101-16", "--model-size", "mini", "--clusters",
+                      "2", "--epochs", "0", "--out", str(tmp / "run"))  # fmt: skip
+    outcome = expect_clear(status, err, "--epochs")
+    return ("silent", "saved an untrained model") if (tmp / "run" / "model.safetensors").exists() else outcome
+
+
+@case("validate")
+def batch_size_flags(tmp: Path):
+    model = tiny_model()
+    data = videos(3)
+    outcome = expect_raise(lambda: model.encode(data, batch_size=True), ValueError, "batch_size")
+    if outcome[0] != "clear":
+        return outcome
+    model.encode(data, batch_size=np.int64(2))  # a numpy integer is a fine batch size
+    return outcome
+
+
+@case("validate")
+def zero_read_chunk(tmp: Path):
+    import h5py
+
+    from s5vh_hf.data import import_h5_features
+
+    with h5py.File(tmp / "f.h5", "w") as handle:
+        handle["feats"] = np.zeros((2, 3, 24), np.float32)
+    return expect_raise(lambda: import_h5_features(tmp / "f.h5", tmp / "ds", "train", read_chunk=0), ValueError,
+                        "read_chunk")  # fmt: skip
+
+
+@case("validate")
+def query_codes_of_another_width(tmp: Path):
+    from s5vh_hf import HammingIndex
+
+    index = HammingIndex.from_codes(np.zeros((4, 4), np.uint8))
+    return expect_raise(lambda: index.search(np.zeros((1, 2), np.uint8), 1), ValueError, "bytes")
+
+
+@case("validate")
+def non_finite_loss(tmp: Path):
+    write_split(tmp / "ds", "train", 16)
+    status, err = cli("train", str(tmp / "ds"), "--preset", "ucf101-16", "--model-size", "mini", "--clusters", "2",
+                      "--set", "hidden_size=16", "--set", "decoder_hidden_size=16", "--learning-rate", "1e30",
+                      "--epochs", "3", "--batch-size", "8", "--out", str(tmp / "run"))  # fmt: skip
+    if status == 0:
+        return "intact", "the run stayed finite (nothing to refuse)"
+    return expect_clear(status, err, "non-finite")
+
+
+@case("validate")
+def features_of_absurd_scale(tmp: Path):
+    from s5vh_hf import S5VHModel, S5VHTrainer, s5vh_training_arguments
+    from s5vh_hf.data import load_feature_dataset
+
+    write_split(tmp / "ds", "train", 16, scale=1e6)
+    train = load_feature_dataset(tmp / "ds", split="train")
+    model = S5VHModel(tiny_model(feature_normalization="none").config)
+    args = s5vh_training_arguments(model.config, str(tmp / "run"), max_steps=1, report_to="none")
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("s5vh_hf.trainer").addHandler(handler)
+    try:
+        S5VHTrainer(model, args, train, np.arange(16) % 3, health_probe=False)
+    finally:
+        logging.getLogger("s5vh_hf.trainer").removeHandler(handler)
+    warned = [r.getMessage() for r in records if "RMS value" in r.getMessage()]
+    return ("clear", warned[0][:160]) if warned else ("silent", "no warning about the feature scale")
+
+
+# ----------------------------------------------------------------------------------- kills and concurrency
+
+
+def _kill_during_split_rewrite(tmp: Path, point: str) -> tuple[str, str]:
+    old_data, old_ids = write_split(tmp / "ds", "train", 9, seed=0, shard_size=3)
+    result = python_process(
+        f"""
+        import numpy as np, sys
+        sys.path.insert(0, {str(ROOT / "scripts")!r})
+        from fault_injection import write_split
+        from pathlib import Path
+        write_split(Path({str(tmp / "ds")!r}), "train", 8, seed=1, shard_size=4)
+        """,
+        env={"S5VH_FAULT_POINT": point},
+    )
+    if result.returncode != -signal.SIGKILL:
+        return "crash", f"the writer was not killed at {point}: exit {result.returncode} {result.stderr[-200:]}"
+    new_data = videos(8, 1)
+    new_ids = [f"train-1-{i}" for i in range(8)]
+    try:
+        ids, features = split_contents(tmp / "ds", "train")
+    except Exception as error:  # noqa: BLE001
+        return "lost", f"the split no longer loads: {str(error)[:120]}"
+    expected = (old_ids, old_data) if point.startswith("staged") else (new_ids, new_data)
+    if ids == expected[0] and np.allclose(features, np.stack(expected[1]), atol=1e-6):
+        leftovers = [p.name for p in (tmp / "ds").iterdir() if p.name.startswith((".staging", ".commit"))]
+        if leftovers:
+            return "lost", f"leftovers {leftovers}"
+        return "intact", ("old split" if point.startswith("staged") else "new split, completed on load") + " whole"
+    return "lost", f"the split holds {len(ids)} videos, a mix of two writes"
+
+
+@case("kill -9")
+def kill_before_a_split_rewrite_is_decided(tmp: Path):
+    return _kill_during_split_rewrite(tmp, "staged:split.train")
+
+
+@case("kill -9")
+def kill_after_a_split_rewrite_is_decided(tmp: Path):
+    return _kill_during_split_rewrite(tmp, "journal:split.train")
+
+
+def _kill_during_model_save(tmp: Path, point: str) -> tuple[str, str]:
+    from s5vh_hf import S5VHModel
+
+    saved_model(tmp / "m", seed=0)
+    result = python_process(
+        f"""
+        import sys
+        sys.path.insert(0, {str(ROOT / "scripts")!r})
+        from fault_injection import saved_model
+        from pathlib import Path
+        saved_model(Path({str(tmp / "m")!r}), seed=1)
+        """,
+        env={"S5VH_FAULT_POINT": point},
+    )
+    if result.returncode != -signal.SIGKILL:
+        return "crash", f"the writer was not killed at {point}: exit {result.returncode} {result.stderr[-200:]}"
+    probe = videos(5, 3)
+    try:
+        loaded = S5VHModel.from_pretrained(tmp / "m").encode(probe)
+    except Exception as error:  # noqa: BLE001
+        return "lost", f"the model no longer loads: {str(error)[:120]}"
+    expected = tiny_model(0 if point.startswith("staged") else 1).encode(probe)
+    if np.array_equal(loaded, expected):
+        return "intact", ("old model" if point.startswith("staged") else "new model, completed on load") + " whole"
+    return "lost", "the folder holds a mix of two models"
+
+
+@case("kill -9")
+def kill_before_save_pretrained_is_decided(tmp: Path):
+    return _kill_during_model_save(tmp, "staged:model")
+
+
+@case("kill -9")
+def kill_after_save_pretrained_is_decided(tmp: Path):
+    return _kill_during_model_save(tmp, "journal:model")
+
+
+def _clean_codes(tmp: Path, model: Path, data: Path) -> tuple[list[str], np.ndarray]:
+    from s5vh_hf.encoding import load_codes
+
+    assert cli("encode", str(model), str(data), "--out", str(tmp / "clean"), "--chunk-size", "7")[0] == 0
+    return load_codes(tmp / "clean")
+
+
+@case("kill -9")
+def kill_during_encode_then_rerun(tmp: Path):
+    from s5vh_hf.encoding import load_codes
+
+    model, data = saved_model(tmp / "m"), tmp / "ds"
+    write_split(data, "database", 200)
+    expected = _clean_codes(tmp, model, data)
+    process = subprocess.Popen([sys.executable, "-m", "s5vh_hf.cli", "encode", str(model), str(data), "--out",
+                                str(tmp / "codes"), "--chunk-size", "7", "--batch-size", "2"], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((tmp / "codes" / "chunks").glob("codes-*.parquet"))) < 3:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    status, err = cli("encode", str(model), str(data), "--out", str(tmp / "codes"), "--chunk-size", "7")
+    if status != 0:
+        return "crash", err.strip()[-160:]
+    ids, codes = load_codes(tmp / "codes")
+    same = ids == expected[0] and np.array_equal(codes, expected[1])
+    return ("intact", "the rerun finished the codes, equal to a clean run") if same else ("lost", "codes differ")
+
+
+@case("concurrency")
+def two_encoders_into_one_folder(tmp: Path):
+    from s5vh_hf.encoding import load_codes
+
+    model, data = saved_model(tmp / "m"), tmp / "ds"
+    write_split(data, "database", 120)
+    expected = _clean_codes(tmp, model, data)
+    command = [sys.executable, "-m", "s5vh_hf.cli", "encode", str(model), str(data), "--out", str(tmp / "codes"),
+               "--chunk-size", "5"]  # fmt: skip
+    processes = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in "ab"]
+    errors = [p.communicate(timeout=600)[1].decode() for p in processes]
+    if any(p.returncode for p in processes):
+        return "crash", [e.strip().splitlines()[-1] for e in errors if e.strip()][0][:160]
+    ids, codes = load_codes(tmp / "codes")
+    same = ids == expected[0] and np.array_equal(codes, expected[1])
+    return ("intact", "both finished; codes equal to a clean run") if same else ("lost", "codes differ")
+
+
+@case("rerun")
+def encode_rerun_with_another_chunk_size(tmp: Path):
+    from s5vh_hf.encoding import load_codes
+
+    model, data = saved_model(tmp / "m"), tmp / "ds"
+    write_split(data, "database", 40)
+    assert cli("encode", str(model), str(data), "--out", str(tmp / "codes"), "--chunk-size", "16")[0] == 0
+    assert cli("encode", str(model), str(data), "--out", str(tmp / "codes"), "--chunk-size", "7")[0] == 0
+    ids, codes = load_codes(tmp / "codes")
+    expected = _clean_codes(tmp, model, data)
+    same = ids == expected[0] and np.array_equal(codes, expected[1])
+    return ("intact", "all 40 codes, equal to a clean run") if same else ("lost", f"{len(ids)} codes, stale or missing")
+
+
+@case("rerun")
+def encode_rerun_with_another_model(tmp: Path):
+    from s5vh_hf.encoding import load_codes
+
+    data = tmp / "ds"
+    write_split(data, "database", 20)
+    first, second = saved_model(tmp / "m1", seed=0), saved_model(tmp / "m2", seed=1)
+    assert cli("encode", str(first), str(data), "--out", str(tmp / "codes"), "--chunk-size", "8")[0] == 0
+    assert cli("encode", str(second), str(data), "--out", str(tmp / "codes"), "--chunk-size", "8")[0] == 0
+    _, codes = load_codes(tmp / "codes")
+    expected = tiny_model(1).encode(videos(20), output="packed")
+    return ("intact", "the second model's codes") if np.array_equal(codes, expected) else ("lost", "old model's codes")
+
+
+@case("kernel cache")
+def truncated_cached_kernel(tmp: Path):
+    code = "from s5vh_hf.cpu_kernels import load_cpu_kernels; print(load_cpu_kernels() is not None)"
+    env = {"S5VH_KERNEL_CACHE": str(tmp / "cache")}
+    (tmp / "cache").mkdir(mode=0o700)
+    first = python_process(code, env)
+    libraries = list((tmp / "cache").glob("*.so"))
+    if first.returncode != 0 or not libraries:
+        return "intact", "no compiler here: nothing cached to damage"
+    for library in libraries:
+        with open(library, "r+b") as handle:
+            handle.truncate(library.stat().st_size // 3)
+    second = python_process(code, env)
+    if second.returncode != 0:
+        return "crash", f"exit {second.returncode} (SIGBUS is -7)"
+    return ("intact", "rebuilt, kernels load") if "True" in second.stdout else ("lost", "kernels disabled")
+
+
+@case("kernel cache")
+def planted_library_in_a_shared_cache(tmp: Path):
+    from s5vh_hf import cpu_kernels
+
+    compiler = cpu_kernels._compiler()
+    if compiler is None:
+        return "intact", "no compiler here: nothing is loaded from any cache"
+    shared = tmp / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    marker = tmp / "planted-ran"
+    source = tmp / "planted.c"
+    source.write_text(f'#include <stdio.h>\n__attribute__((constructor)) static void p(void) {{ FILE *f = '
+                      f'fopen("{marker}", "w"); if (f) fclose(f); }}\n')  # fmt: skip
+    for flags in cpu_kernels._FLAG_SETS:
+        target = shared / f"s5vh_scan_{cpu_kernels._library_key(compiler, flags)}.so"
+        subprocess.run([compiler, "-shared", "-fPIC", str(source), "-o", str(target)], check=True)
+        Path(str(target) + ".sha256").write_text(cpu_kernels._sha256_file(target))
+    result = python_process("from s5vh_hf.cpu_kernels import load_cpu_kernels; load_cpu_kernels()",
+                            {"S5VH_KERNEL_CACHE": str(shared)})  # fmt: skip
+    if marker.exists():
+        return "lost", "a library planted by another user was loaded"
+    if result.returncode != 0:
+        return "crash", result.stderr.strip()[-160:]
+    return "clear", "refused: " + [line for line in result.stderr.splitlines() if "not used" in line][0][-100:]
+
+
+# ------------------------------------------------------------------------------------------ slow (full only)
+
+
+@case("kill -9", fast=False)
+def kill_during_training_then_resume(tmp: Path):
+    write_split(tmp / "ds", "train", 64)
+    argv = ["train", str(tmp / "ds"), "--preset", "ucf101-16", "--model-size", "mini", "--clusters", "3", "--set",
+            "hidden_size=16", "--set", "decoder_hidden_size=16", "--epochs", "6", "--batch-size", "8", "--out",
+            str(tmp / "run")]  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-m", "s5vh_hf.cli", *argv], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((tmp / "run").glob("checkpoint-*/pseudo_labels.safetensors")):
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    result = cli_process(*argv, "--resume")
+    if result.returncode != 0:
+        return "crash", result.stderr.strip()[-160:]
+    from s5vh_hf import S5VHModel
+
+    S5VHModel.from_pretrained(tmp / "run").encode(videos(3))
+    return "intact", "resumed from the last checkpoint and finished"
+
+
+@case("huge input", fast=False)
+def one_very_long_video(tmp: Path):
+    model = tiny_model()
+    long_video = np.random.default_rng(0).standard_normal((200_000, 24)).astype(np.float32)
+    codes = model.encode([long_video, long_video[:5]])
+    return ("intact", "200,000 frames encoded") if codes.shape == (2, 16) else ("lost", f"shape {codes.shape}")
+
+
+# ------------------------------------------------------------------------------------------------------- main
+
+
+def run_cases(fast: bool) -> list[tuple[Case, str, str, float]]:
+    logging.disable(logging.WARNING)  # library warnings would interleave with the table (cases capture their own)
+    results = []
+    for item in CASES:
+        if fast and not item.fast:
+            continue
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="s5vh-fault-") as folder:
+            logging.disable(logging.NOTSET)
+            try:
+                outcome, detail = item.run(Path(folder))
+            except Exception as error:  # noqa: BLE001
+                outcome, detail = "crash", f"{type(error).__name__}: {error}".splitlines()[0][:160]
+                if os.environ.get("S5VH_FAULT_DEBUG"):
+                    traceback.print_exc()
+            finally:
+                logging.disable(logging.WARNING)
+        results.append((item, outcome, detail, time.perf_counter() - start))
+        print(f"{outcome:>6}  {item.stage:<18} {item.name:<48} {detail}", flush=True)
+    logging.disable(logging.NOTSET)
+    return results
+
+
+def summary(results) -> dict[str, int]:
+    counts = {name: 0 for name in OUTCOMES}
+    for _, outcome, _, _ in results:
+        counts[outcome] += 1
+    return {"cases tried": len(results), **counts}
+
+
+def report(results) -> str:
+    counts = summary(results)
+    lines = ["| stage | case | outcome | detail |", "|---|---|---|---|"]
+    lines += [f"| {c.stage} | {c.name} | {o} | {d.replace('|', '/')} |" for c, o, d, _ in results]
+    totals = " · ".join(f"{name} {value}" for name, value in counts.items())
+    return f"**{totals}**\n\n" + "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fast", action="store_true", help="only the cases CI runs")
+    parser.add_argument("--report", help="write the results as a markdown table")
+    parser.add_argument("--only", help="run the cases whose name contains this text")
+    args = parser.parse_args(argv)
+    if args.only:
+        CASES[:] = [c for c in CASES if args.only in c.name]
+    results = run_cases(args.fast)
+    counts = summary(results)
+    print("\n" + " · ".join(f"{name} {value}" for name, value in counts.items()))
+    if args.report:
+        Path(args.report).write_text(report(results))
+    return 0 if counts["crash"] == counts["silent"] == counts["lost"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
