@@ -104,7 +104,7 @@ def _scan_path(model, device: str) -> str:
 
     if model.config.temporal_mixer != "mamba":
         return "-"
-    mixer = model.encoder.blocks[0].mamba1
+    mixer = model.encoder.blocks[0].forward_mixer
     probe = torch.zeros(1, 1, model.config.hidden_size, device=device)
     if mixer._use_cuda_kernels(probe):
         return "mamba-ssm CUDA"

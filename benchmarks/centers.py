@@ -21,11 +21,11 @@ from s5vh_hf.hash_centers import generate_hash_centers, hash_center_report, iter
 RANDOM_DRAWS = 100
 
 
-def best_random_centers(n_centers: int, n_bits: int, rng: np.random.Generator) -> np.ndarray:
+def best_random_centers(n_centers: int, code_length: int, rng: np.random.Generator) -> np.ndarray:
     """The random ±1 matrix with the largest minimum pairwise distance out of :data:`RANDOM_DRAWS` draws."""
     best, best_distance = None, -1
     for _ in range(RANDOM_DRAWS):
-        centers = rng.choice(np.array([-1, 1], dtype=np.int8), size=(n_centers, n_bits))
+        centers = rng.choice(np.array([-1, 1], dtype=np.int8), size=(n_centers, code_length))
         distance = hash_center_report(centers).min_distance
         if distance > best_distance:
             best, best_distance = centers, distance
@@ -38,19 +38,19 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     rows = []
-    for n_centers, n_bits in iter_supported_settings():
+    for n_centers, code_length in iter_supported_settings():
         semantic = rng.standard_normal((n_centers, args.dim))
         start = time.perf_counter()
-        result = generate_hash_centers(semantic, n_bits, seed=0)
+        result = generate_hash_centers(semantic, code_length, seed=0)
         seconds = time.perf_counter() - start
         ours = result.report
         start = time.perf_counter()
-        random_report = hash_center_report(best_random_centers(n_centers, n_bits, rng), semantic)
+        random_report = hash_center_report(best_random_centers(n_centers, code_length, rng), semantic)
         random_seconds = time.perf_counter() - start
         print(f"{ours.summary()} in {seconds:.1f} s; random best-of-{RANDOM_DRAWS}: min {random_report.min_distance}")
         rows.append(
             [
-                f"{n_centers} × {n_bits}",
+                f"{n_centers} × {code_length}",
                 ours.required_distance,
                 f"{seconds:.2f} s",
                 f"{ours.min_distance} ({'meets' if ours.constraint_satisfied else 'MISSES'} the bound)",

@@ -6,41 +6,41 @@ from __future__ import annotations
 import numpy as np
 
 
-def lsh_codes(pooled: np.ndarray, n_bits: int, seed: int = 0) -> np.ndarray:
+def lsh_codes(pooled: np.ndarray, code_length: int, seed: int = 0) -> np.ndarray:
     """±1 codes ``[N, L]`` = sign of a Gaussian random projection of centred mean-pooled features ``[N, D]``.
 
     The centring mean is the rows' own; pass database and queries stacked to share it.
     """
     pooled = np.asarray(pooled, dtype=np.float64)
-    projection = np.random.default_rng(seed).standard_normal((pooled.shape[1], n_bits))
+    projection = np.random.default_rng(seed).standard_normal((pooled.shape[1], code_length))
     return np.where((pooled - pooled.mean(0)) @ projection >= 0, 1, -1).astype(np.int8)
 
 
-def _principal_axes(train_pooled: np.ndarray, n_bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean ``[D]`` and the top-``n_bits`` principal axes ``[L, D]`` of ``train_pooled`` ``[N, D]``."""
+def _principal_axes(train_pooled: np.ndarray, code_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``[D]`` and the top-``code_length`` principal axes ``[L, D]`` of ``train_pooled`` ``[N, D]``."""
     train_pooled = np.asarray(train_pooled, dtype=np.float64)
     mean = train_pooled.mean(0)
     _, _, components = np.linalg.svd(train_pooled - mean, full_matrices=False)
-    if len(components) < n_bits:
-        raise ValueError(f"PCA-based codes need at least {n_bits} components, the data has {len(components)}")
-    return mean, components[:n_bits]
+    if len(components) < code_length:
+        raise ValueError(f"PCA-based codes need at least {code_length} components, the data has {len(components)}")
+    return mean, components[:code_length]
 
 
-def pca_sign_codes(train_pooled: np.ndarray, pooled: np.ndarray, n_bits: int) -> np.ndarray:
+def pca_sign_codes(train_pooled: np.ndarray, pooled: np.ndarray, code_length: int) -> np.ndarray:
     """±1 codes ``[N, L]`` = sign of the top-L principal components (fitted on ``train_pooled``) of ``pooled``."""
-    mean, axes = _principal_axes(train_pooled, n_bits)
+    mean, axes = _principal_axes(train_pooled, code_length)
     return np.where((np.asarray(pooled, np.float64) - mean) @ axes.T >= 0, 1, -1).astype(np.int8)
 
 
 def itq_codes(
-    train_pooled: np.ndarray, pooled: np.ndarray, n_bits: int, iterations: int = 50, seed: int = 0
+    train_pooled: np.ndarray, pooled: np.ndarray, code_length: int, iterations: int = 50, seed: int = 0
 ) -> np.ndarray:
     """±1 codes ``[N, L]`` of iterative quantisation (Gong & Lazebnik, 2011): PCA to L dimensions, then the
     rotation R that minimises the quantisation error ‖B − V R‖ on the training set (orthogonal Procrustes,
     alternated with B = sign(V R))."""
-    mean, axes = _principal_axes(train_pooled, n_bits)
+    mean, axes = _principal_axes(train_pooled, code_length)
     projected = (np.asarray(train_pooled, np.float64) - mean) @ axes.T  # V [N, L]
-    rotation, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((n_bits, n_bits)))
+    rotation, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((code_length, code_length)))
     for _ in range(iterations):
         codes = np.where(projected @ rotation >= 0, 1.0, -1.0)
         u, _, vt = np.linalg.svd(projected.T @ codes)

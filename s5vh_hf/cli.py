@@ -60,13 +60,14 @@ def _convert_features(args: argparse.Namespace) -> int:
 
 
 def _preprocess(args: argparse.Namespace) -> int:
+    from .configuration_s5vh import S5VHConfig
     from .data import load_feature_dataset
-    from .hash_centers import compute_semantic_clusters, generate_hash_centers, save_hash_centers
+    from .hash_centers import clusters_and_centers, save_hash_centers
 
+    S5VHConfig(code_length=args.bits, num_hash_centers=args.clusters)  # the config's rules for L and K, checked once
     dataset = load_feature_dataset(args.dataset, split=args.split)
     print(f"clustering {len(dataset)} videos into {args.clusters} clusters …")
-    clusters = compute_semantic_clusters(dataset, n_clusters=args.clusters, pca_dim=args.pca_dim, seed=args.seed)
-    centers = generate_hash_centers(clusters.semantic_centers, args.bits, seed=args.seed)
+    clusters, centers = clusters_and_centers(dataset, args.clusters, args.bits, pca_dim=args.pca_dim, seed=args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"hash_centers_{args.bits}.safetensors"
@@ -175,7 +176,7 @@ def _train(args: argparse.Namespace) -> int:
     from transformers import set_seed
 
     from .data import feature_dim_of, load_feature_dataset
-    from .hash_centers import compute_semantic_clusters, generate_hash_centers, load_hash_centers
+    from .hash_centers import clusters_and_centers, load_hash_centers
     from .modeling_s5vh import S5VHModel
     from .trainer import S5VHTrainer, s5vh_training_arguments
 
@@ -202,9 +203,8 @@ def _train(args: argparse.Namespace) -> int:
             raise CLIError(f"{args.centers} has pseudo-labels for {len(labels)} videos, the split has {len(train)}")
     else:
         print(f"clustering {len(train)} videos into {config.num_hash_centers} clusters …")
-        clusters = compute_semantic_clusters(train, n_clusters=config.num_hash_centers, seed=args.seed)
-        centers = generate_hash_centers(clusters.semantic_centers, config.code_length, seed=args.seed).centers
-        labels = clusters.pseudo_labels
+        clusters, made = clusters_and_centers(train, config.num_hash_centers, config.code_length, seed=args.seed)
+        centers, labels = made.centers, clusters.pseudo_labels
     model = S5VHModel(config)
     model.set_hash_centers(centers)
     model.train_dataset_id = str(args.dataset)
@@ -372,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre = command("preprocess", "cluster the training videos and generate hash centers", _preprocess)
     pre.add_argument("dataset", help="feature dataset folder or Hub repo id")
     pre.add_argument("--split", default="train")
-    pre.add_argument("--bits", type=int, required=True, help="code length L")
+    pre.add_argument("--code-length", "--bits", dest="bits", type=int, required=True, help="code length L (bits)")
     pre.add_argument("--clusters", type=int, required=True, help="number of clusters / hash centers K")
     pre.add_argument("--pca-dim", type=int, default=512)
     pre.add_argument("--seed", type=int, default=0)

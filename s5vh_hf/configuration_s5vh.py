@@ -31,6 +31,7 @@ RELEASE_COMPATIBILITY: dict[str, Any] = dict(
     decoder_token_order="visible_first",
     sign_tie_rule="zero",
     initialization="release",
+    refresh_in_train_mode=True,
 )
 """Config options that reproduce the authors' released code (used by the checkpoint converter and by
 ``S5VHConfig.from_preset(..., release_compatible=True)``); the package's defaults train better."""
@@ -88,6 +89,8 @@ class S5VHConfig(PretrainedConfig):
         trainable_center_head: Release compatibility — the center head is trained instead of frozen.
         refresh_skips_hash_norm: Release compatibility — the pseudo-label refresh skips the hash LayerNorm and
             uses unscaled center scores.
+        refresh_in_train_mode: Release compatibility — pseudo-labels are refreshed with the model in train mode
+            (stochastic depth active) instead of eval mode.
         decoder_token_order: ``"temporal"`` (paper) or ``"visible_first"`` (release) ordering of decoder tokens.
         sign_tie_rule: Bit given to a video whose mean frame code is exactly 0 at inference: ``"positive"``
             (+1, default), ``"negative"`` (−1) or ``"zero"`` (0, the release's behaviour; ±1 output only).
@@ -95,7 +98,6 @@ class S5VHConfig(PretrainedConfig):
             kernel when a C compiler is available; else the blocked PyTorch scan), ``"cpu_kernel"`` (always the
             C kernel; an error where it cannot run), ``"fast"`` (always the PyTorch scan) or ``"reference"``
             (sequential oracle; slow).
-        training_defaults: Optimiser and schedule defaults of the preset (epochs, batch size, learning rate, …).
         dataset_name: Name of the dataset preset this config was made from, if any.
     """
 
@@ -135,14 +137,15 @@ class S5VHConfig(PretrainedConfig):
         share_direction_weights: bool = False,
         trainable_center_head: bool = False,
         refresh_skips_hash_norm: bool = False,
+        refresh_in_train_mode: bool = False,
         decoder_token_order: str = "temporal",
         sign_tie_rule: str = "positive",
         scan_implementation: str = "auto",
-        training_defaults: dict[str, Any] | None = None,
         dataset_name: str | None = None,
         s5vh_format_version: int = CONFIG_FORMAT_VERSION,
         **kwargs: Any,
     ) -> None:
+        kwargs.pop("training_defaults", None)  # configs of s5vh-hf ≤ 0.2 carried the preset's recipe; now in presets
         if s5vh_format_version > CONFIG_FORMAT_VERSION:
             raise ValueError(
                 f"this S5VH config was written by a newer s5vh-hf (format {s5vh_format_version}; this version reads "
@@ -182,10 +185,10 @@ class S5VHConfig(PretrainedConfig):
         self.share_direction_weights = share_direction_weights
         self.trainable_center_head = trainable_center_head
         self.refresh_skips_hash_norm = refresh_skips_hash_norm
+        self.refresh_in_train_mode = refresh_in_train_mode
         self.decoder_token_order = decoder_token_order
         self.sign_tie_rule = sign_tie_rule
         self.scan_implementation = scan_implementation
-        self.training_defaults = dict(training_defaults or {})
         self.dataset_name = dataset_name
         super().__init__(**kwargs)
         self.validate()
@@ -278,8 +281,27 @@ class S5VHConfig(PretrainedConfig):
             raise ValueError(f"Unknown S5VH preset {name!r}; available presets: {', '.join(presets)}")
         text = resources.files("s5vh_hf.presets").joinpath(f"{name}.json").read_text()
         values = json.loads(text)
+        values.pop("training", None)  # the recipe: read by `preset_training_recipe`, not part of the model
         values["encoder_depth"] = MODEL_SIZES[model_size]
         if release_compatible:
             values.update(RELEASE_COMPATIBILITY, feature_normalization="none")
         values.update(overrides)
         return cls(**values)
+
+
+def preset_training_recipe(preset_or_config: str | S5VHConfig) -> dict[str, Any]:
+    """The training recipe (epochs, batch size, learning rate, weight decay, …) of a preset — named, or the one a
+    config was made from (``<dataset_name>-<code_length>``) — from the ``"training"`` section of its file;
+    ``{}`` when there is no such preset."""
+    if isinstance(preset_or_config, str):
+        name = preset_or_config
+    else:
+        name = f"{preset_or_config.dataset_name}-{preset_or_config.code_length}"
+    if name not in S5VHConfig.available_presets():
+        if isinstance(preset_or_config, str):
+            raise ValueError(
+                f"Unknown S5VH preset {name!r}; available presets: {', '.join(S5VHConfig.available_presets())}"
+            )
+        return {}
+    text = resources.files("s5vh_hf.presets").joinpath(f"{name}.json").read_text()
+    return dict(json.loads(text).get("training", {}))

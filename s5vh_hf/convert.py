@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .configuration_s5vh import RELEASE_COMPATIBILITY, S5VHConfig
-from .modeling_s5vh import S5VHModel
+from .modeling_s5vh import S5VHModel, rename_legacy_key
 
 _RENAMES = (("binary.", "hash_layer.projection."), ("ln.", "hash_layer.norm."), ("classifier.", "center_head."))
 _UNUSED_PREFIXES = ("get_token_probs.",)
@@ -47,7 +47,7 @@ def map_original_keys(state: dict[str, torch.Tensor], shared_directions: bool) -
             if key.startswith(old):
                 key = new + key[len(old) :]
                 break
-        mapped[key] = value
+        mapped[rename_legacy_key(key)] = value
     return mapped
 
 
@@ -98,5 +98,5 @@ def convert_original_checkpoint(
 
         centers = hash_centers if isinstance(hash_centers, np.ndarray) else load_hash_centers(hash_centers).centers
         model.set_hash_centers(centers)
-    model.center_head.weight.requires_grad_(config.trainable_center_head)
+    model.apply_center_head_trainability()
     return model.eval()

@@ -23,6 +23,7 @@ import torch
 from .commits import recover_commits
 from .dataset_card import render_dataset_card
 from .masking import two_view_visible_masks
+from .modeling_s5vh import pad_videos, progress_bar
 from .shards import (
     StagedSplit,
     cast_features,
@@ -289,7 +290,9 @@ def import_h5_features(
         schema = feature_dataset_features(feature_dim, dtype).arrow_schema
         n_shards = max(1, math.ceil(n_videos / shard_size))
         with StagedSplit(out_dir, split, n_shards, feature_extractor) as staged:
-            progress = _progress_bar(n_videos, show_progress_bar, f"Converting {features_h5.name}")
+            progress = progress_bar(
+                None, show_progress_bar, f"Converting {features_h5.name}", total=n_videos, unit="video"
+            )
             for shard in range(n_shards):
                 first, last = shard * shard_size, min(n_videos, (shard + 1) * shard_size)
                 with pq.ParquetWriter(staged.shard_path(shard), schema) as writer:
@@ -396,12 +399,6 @@ def _arrow_table(rows: dict[str, Any], schema):
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _progress_bar(total: int, enabled: bool | None, description: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=description, unit="video", disable=not enabled if enabled is not None else None)
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Publishing
 # --------------------------------------------------------------------------------------------------------------
@@ -504,16 +501,14 @@ class TwoViewCollator:
                 raise ValueError(
                     f"example {position}: feature dimension mismatch, expected D={self.feature_dim}, got {video.shape[1]}"
                 )
+            if not bool(torch.isfinite(video).all()):  # checked here, on the CPU, so the model need not
+                name = example.get("video_id", example.get("video_index", position))
+                raise ValueError(f"video {name!r} of the batch has NaN or Inf features")
             videos.append(video)
         dims = {v.shape[1] for v in videos}
         if len(dims) > 1:
             raise ValueError(f"examples disagree on the feature dimension: {sorted(dims)}")
-        lengths = torch.tensor([len(v) for v in videos])
-        steps = int(lengths.max())
-        features = torch.zeros(len(videos), steps, videos[0].shape[1])
-        for row, video in enumerate(videos):
-            features[row, : len(video)] = video
-        frame_mask = torch.arange(steps)[None, :] < lengths[:, None]
+        features, frame_mask = pad_videos(videos)
         indices = [example.get("video_index", position) for position, example in enumerate(examples)]
         batch = {
             "features": features,

@@ -15,7 +15,7 @@ from transformers import PrinterCallback, set_seed
 from .data import load_feature_dataset, videos_and_labels
 from .hash_centers import save_hash_centers
 from .modeling_s5vh import S5VHModel
-from .recipes import demo_config, evaluate_with_baselines, preprocess, write_embedded_dataset
+from .recipes import DEMO_RECIPE, demo_config, evaluate_with_baselines, preprocess, write_embedded_dataset
 from .retrieval import HammingIndex
 from .trainer import S5VHTrainer, s5vh_training_arguments
 
@@ -50,6 +50,7 @@ def run_demo(out_dir: Path, epochs: int = 12, seed: int = 0, show_progress: bool
     args = s5vh_training_arguments(
         config,
         str(out_dir / "run"),
+        recipe=DEMO_RECIPE,
         num_train_epochs=epochs,
         save_strategy="no",
         logging_steps=20,

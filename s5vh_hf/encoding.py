@@ -118,8 +118,7 @@ def encode_dataset_to_files(
             continue  # finished by an earlier (interrupted) run with the same inputs
         pieces = []
         for first in range(start, stop, batch_size):  # one batch of features in memory at a time
-            last = min(stop, first + batch_size)
-            videos = [rows[i]["features"] for i in range(first, last)]
+            videos = rows[first : min(stop, first + batch_size)]["features"]  # [n, T, D], or n [T_i, D] arrays
             pieces.append(model.encode(videos, batch_size=batch_size, output="packed", show_progress_bar=False))
         codes = np.concatenate(pieces)
         table = pa.table(

@@ -19,7 +19,7 @@ from .metrics import (
     relevance_of_ranking,
     standard_map_at_k,
 )
-from .retrieval import HammingIndex, as_packed_codes
+from .retrieval import HammingIndex, as_packed_codes, rank_by_inner_product, ternary_codes
 
 DEFAULT_KS = (5, 20, 40, 60, 80, 100)
 DATASET_PROTOCOLS = {
@@ -117,6 +117,11 @@ def evaluate_codes(
     needs ``query_codes`` and ``query_labels``.
     """
     protocol = resolve_protocol(protocol)
+    ternary = ternary_codes(database_codes) is not None or (
+        query_codes is not None and ternary_codes(query_codes) is not None
+    )
+    if ternary:  # codes with 0 bits (sign_tie_rule="zero"): scored as the authors' release scores them
+        return _evaluate_ternary_codes(database_codes, database_labels, query_codes, query_labels, ks, protocol)
     database = as_packed_codes(database_codes, name="database codes")
     if database_labels is None:
         raise ValueError("database labels are required for evaluation")
@@ -158,6 +163,46 @@ def evaluate_codes(
     )
 
 
+def _evaluate_ternary_codes(
+    database_codes: np.ndarray,
+    database_labels: LabelsLike,
+    query_codes: np.ndarray | None,
+    query_labels: LabelsLike | None,
+    ks: tuple[int, ...],
+    protocol: str,
+) -> RetrievalReport:
+    """:func:`evaluate_codes` for −1/0/+1 codes: ranking by ``(L − q·d)/2`` (half-integer distances where a code has
+    0 bits, as in the authors' evaluation); no precision–recall curve (radii are not integers)."""
+    database = np.asarray(database_codes, np.int8)
+    if database_labels is None or len(database_labels) != len(database):
+        raise ValueError("every database code needs its labels")
+    if protocol == "all_vs_all":
+        queries, query_labels = database, database_labels
+    else:
+        if query_codes is None or query_labels is None:
+            raise ValueError("the query_database protocol needs query codes and query labels")
+        queries = np.asarray(query_codes, np.int8)
+        if len(query_labels) != len(queries):
+            raise ValueError(f"{len(queries)} query codes but {len(query_labels)} query labels")
+    ks = tuple(sorted({int(k) for k in ks}))
+    if not ks or ks[0] < 1 or ks[-1] > len(database):
+        raise ValueError(f"ks must lie in 1..{len(database)} (the database size), got {ks}")
+    ranked = rank_by_inner_product(queries, database, ks[-1])
+    relevance = relevance_of_ranking(ranked, query_labels, database_labels)
+    total_relevant = count_relevant(query_labels, database_labels)
+    return RetrievalReport(
+        protocol=protocol,
+        code_length=database.shape[1],
+        num_queries=len(queries),
+        num_database=len(database),
+        map_at_k={k: map_at_k(relevance, k) for k in ks},
+        standard_map_at_k={k: standard_map_at_k(relevance, k) for k in ks},
+        precision_at_k={k: precision_at_k(relevance, k) for k in ks},
+        recall_at_k={k: recall_at_k(relevance, k, total_relevant) for k in ks},
+        pr_curve=None,
+    )
+
+
 def evaluate_retrieval(
     model_or_codes: Any,
     database: tuple[Any, LabelsLike],
@@ -188,8 +233,10 @@ def evaluate_retrieval(
             return split[0]
         if not hasattr(model_or_codes, "encode"):
             raise TypeError("model_or_codes must be an S5VHModel or None (then the splits hold codes)")
+        # Codes of a model with sign_tie_rule="zero" may hold 0 bits: kept as ±1/0 and scored as the release does.
+        ternary = getattr(model_or_codes.config, "sign_tie_rule", "positive") == "zero"
         return model_or_codes.encode(
-            split[0], batch_size=batch_size, output="packed", show_progress_bar=show_progress_bar
+            split[0], batch_size=batch_size, output="pm1" if ternary else "packed", show_progress_bar=show_progress_bar
         )
 
     database_codes = codes_of(database)

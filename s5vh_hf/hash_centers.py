@@ -162,15 +162,15 @@ def compute_semantic_clusters(
 # --------------------------------------------------------------------------------------------------------------
 
 
-def gilbert_varshamov_distance(n_bits: int, n_centers: int) -> int:
+def gilbert_varshamov_distance(code_length: int, n_centers: int) -> int:
     """Smallest d with Σ_{j<d} C(L, j) ≥ 2^L / K (spec §4)."""
-    target = 2**n_bits / n_centers
+    target = 2**code_length / n_centers
     volume = 0
-    for d in range(1, n_bits + 2):
-        volume += math.comb(n_bits, d - 1)
+    for d in range(1, code_length + 2):
+        volume += math.comb(code_length, d - 1)
         if volume >= target:
             return d
-    return n_bits + 1
+    return code_length + 1
 
 
 def hadamard_matrix(order: int) -> np.ndarray:
@@ -183,20 +183,20 @@ def hadamard_matrix(order: int) -> np.ndarray:
     return matrix
 
 
-def initial_hash_centers(n_centers: int, n_bits: int, rng: np.random.Generator) -> np.ndarray:
+def initial_hash_centers(n_centers: int, code_length: int, rng: np.random.Generator) -> np.ndarray:
     """Rows of H_L and −H_L, then random balanced ±1 rows when K > 2L (spec §4 step 3). ``int8`` ``[K, L]``."""
-    hadamard = hadamard_matrix(n_bits)
+    hadamard = hadamard_matrix(code_length)
     pool = np.concatenate([hadamard, -hadamard])
     if n_centers <= len(pool):
         return pool[rng.permutation(len(pool))[:n_centers]].copy()
-    extra = np.empty((n_centers - len(pool), n_bits), dtype=np.int8)
-    half = np.array([1] * (n_bits // 2) + [-1] * (n_bits - n_bits // 2), dtype=np.int8)
+    extra = np.empty((n_centers - len(pool), code_length), dtype=np.int8)
+    half = np.array([1] * (code_length // 2) + [-1] * (code_length - code_length // 2), dtype=np.int8)
     for row in extra:
         row[:] = rng.permutation(half)
     return np.concatenate([pool, extra])
 
 
-def rescaled_semantic_similarity(semantic_centers: np.ndarray, n_bits: int) -> np.ndarray:
+def rescaled_semantic_similarity(semantic_centers: np.ndarray, code_length: int) -> np.ndarray:
     """t: ⟨w_i, w_j⟩ of L2-normalised semantic centers, min–max rescaled to [−L, L] (off-diagonal range)."""
     w = np.asarray(semantic_centers, np.float64)
     w = w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
@@ -205,7 +205,7 @@ def rescaled_semantic_similarity(semantic_centers: np.ndarray, n_bits: int) -> n
     low, high = off.min(), off.max()
     if high - low < 1e-12:
         return np.zeros_like(similarity)
-    return (similarity - low) / (high - low) * 2 * n_bits - n_bits
+    return (similarity - low) / (high - low) * 2 * code_length - code_length
 
 
 @dataclass
@@ -213,7 +213,7 @@ class HashCenterReport:
     """Quality of a hash-center matrix."""
 
     n_centers: int
-    n_bits: int
+    code_length: int
     required_distance: int
     min_distance: int
     mean_distance: float
@@ -228,7 +228,7 @@ class HashCenterReport:
     def summary(self) -> str:
         status = "satisfied" if self.constraint_satisfied else "NOT satisfied"
         return (
-            f"K={self.n_centers}, L={self.n_bits}: min Hamming {self.min_distance} (required {self.required_distance},"
+            f"K={self.n_centers}, L={self.code_length}: min Hamming {self.min_distance} (required {self.required_distance},"
             f" {status}), mean {self.mean_distance:.2f}, semantic correlation {self.semantic_correlation:.3f}"
         )
 
@@ -253,8 +253,8 @@ def hash_center_report(
 ) -> HashCenterReport:
     """Measure a center matrix: min / mean pairwise Hamming distance against the GV bound, and the Pearson
     correlation between center inner products and semantic similarities."""
-    n_centers, n_bits = centers.shape
-    required = gilbert_varshamov_distance(n_bits, n_centers)
+    n_centers, code_length = centers.shape
+    required = gilbert_varshamov_distance(code_length, n_centers)
     distances = _pairwise_distances(centers)
     upper = np.triu_indices(n_centers, 1)
     pair_distances = distances[upper]
@@ -264,13 +264,13 @@ def hash_center_report(
         w = np.asarray(semantic_centers, np.float64)
         w = w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
         semantic = (w @ w.T)[upper]
-        center_cos = (centers.astype(np.float64) @ centers.T.astype(np.float64))[upper] / n_bits
+        center_cos = (centers.astype(np.float64) @ centers.T.astype(np.float64))[upper] / code_length
         if semantic.std() > 0 and center_cos.std() > 0:
             correlation = float(np.corrcoef(center_cos, semantic)[0, 1])
         score = float(pair_distances.sum() / n_centers**2 - np.abs(center_cos - semantic).sum())
     return HashCenterReport(
         n_centers=n_centers,
-        n_bits=n_bits,
+        code_length=code_length,
         required_distance=required,
         min_distance=int(pair_distances.min()),
         mean_distance=float(pair_distances.mean()),
@@ -313,7 +313,7 @@ def _improve_center(
 
 def generate_hash_centers(
     semantic_centers: np.ndarray,
-    n_bits: int,
+    code_length: int,
     seed: int = 0,
     max_sweeps: int = 20,
     restarts_per_center: int = 20,
@@ -331,19 +331,19 @@ def generate_hash_centers(
     n_centers = len(semantic_centers)
     if n_centers < 2:
         raise ValueError(f"need at least 2 centers, got {n_centers}")
-    if n_bits not in SUPPORTED_CODE_LENGTHS:
-        raise ValueError(f"n_bits must be one of {SUPPORTED_CODE_LENGTHS}, got {n_bits}")
+    if code_length not in SUPPORTED_CODE_LENGTHS:
+        raise ValueError(f"code_length must be one of {SUPPORTED_CODE_LENGTHS}, got {code_length}")
     if not np.isfinite(semantic_centers).all():
         raise ValueError("semantic_centers contain NaN or Inf")
-    if n_centers > 2**n_bits:
-        raise ValueError(f"{n_centers} distinct centers do not fit in {n_bits} bits")
+    if n_centers > 2**code_length:
+        raise ValueError(f"{n_centers} distinct centers do not fit in {code_length} bits")
     rng = np.random.default_rng(seed)
-    required = gilbert_varshamov_distance(n_bits, n_centers)
-    limit = n_bits - 2 * required
-    targets = rescaled_semantic_similarity(semantic_centers, n_bits)
+    required = gilbert_varshamov_distance(code_length, n_centers)
+    limit = code_length - 2 * required
+    targets = rescaled_semantic_similarity(semantic_centers, code_length)
     # Any violation (≥ 2 units of ⟨c_i, c_j⟩) must outweigh the largest possible objective change.
-    penalty = float((n_centers - 1) * (2 * n_bits) ** 2 + n_bits + 1)
-    centers = initial_hash_centers(n_centers, n_bits, rng)
+    penalty = float((n_centers - 1) * (2 * code_length) ** 2 + code_length + 1)
+    centers = initial_hash_centers(n_centers, code_length, rng)
     everyone = np.arange(n_centers)
 
     def sweep_once(weight: float) -> int:
@@ -352,12 +352,12 @@ def generate_hash_centers(
             others_index = everyone[everyone != i]
             others = centers[others_index]
             row_targets = targets[i, others_index]
-            candidate = _improve_center(centers[i], others, row_targets, limit, weight, 4 * n_bits)
+            candidate = _improve_center(centers[i], others, row_targets, limit, weight, 4 * code_length)
             attempt = 0
             while weight > 0 and (others.astype(np.int64) @ candidate > limit).any() and attempt < restarts_per_center:
                 attempt += 1
-                start = candidate * np.where(rng.random(n_bits) < 0.25, -1, 1).astype(np.int8)
-                candidate = _improve_center(start, others, row_targets, limit, weight, 4 * n_bits)
+                start = candidate * np.where(rng.random(code_length) < 0.25, -1, 1).astype(np.int8)
+                candidate = _improve_center(start, others, row_targets, limit, weight, 4 * code_length)
             if not np.array_equal(candidate, centers[i]):
                 changed += 1
                 centers[i] = candidate
@@ -366,7 +366,7 @@ def generate_hash_centers(
     # Phase 1 arranges the centers semantically with the separation as a soft preference only, so that the
     # hard constraint of phase 2 does not freeze a dense packing (K > 2L) at its random start.
     for _ in range(semantic_sweeps):
-        if sweep_once(penalty / ((n_centers - 1) * (2 * n_bits) ** 2)) == 0:
+        if sweep_once(penalty / ((n_centers - 1) * (2 * code_length) ** 2)) == 0:
             break
     best_centers, best_score, best_sweeps = centers.copy(), -np.inf, 0
     for sweep in range(1, max_sweeps + 1):
@@ -397,16 +397,16 @@ def save_hash_centers(
     from safetensors.numpy import save_file
 
     centers = np.asarray(centers, dtype=np.int8)
-    n_centers, n_bits = centers.shape
+    n_centers, code_length = centers.shape
     tensors = {"hash_centers": np.ascontiguousarray(centers)}
     if pseudo_labels is not None:
         tensors["pseudo_labels"] = np.ascontiguousarray(np.asarray(pseudo_labels, dtype=np.int64))
     metadata = {
         "format": "s5vh-hash-centers",
         "num_centers": str(n_centers),
-        "code_length": str(n_bits),
+        "code_length": str(code_length),
         "min_distance": str(int(_pairwise_distances(centers)[np.triu_indices(n_centers, 1)].min())),
-        "required_distance": str(gilbert_varshamov_distance(n_bits, n_centers)),
+        "required_distance": str(gilbert_varshamov_distance(code_length, n_centers)),
         "seed": "" if seed is None else str(seed),
         "source": source or "",
     }
@@ -459,5 +459,15 @@ def _checked_centers(centers: np.ndarray, path: Path) -> np.ndarray:
 def iter_supported_settings() -> Iterable[tuple[int, int]]:
     """(K, L) pairs of the published presets."""
     for n_centers in (100, 101, 450):
-        for n_bits in (16, 32, 64):
-            yield n_centers, n_bits
+        for code_length in (16, 32, 64):
+            yield n_centers, code_length
+
+
+def clusters_and_centers(
+    train_dataset: Any, n_clusters: int, code_length: int, pca_dim: int = 512, seed: int = 0
+) -> tuple[SemanticClusters, HashCenters]:
+    """One clustering of the training videos (pseudo-labels and semantic centers, :func:`compute_semantic_clusters`)
+    and the hash centers generated from it (:func:`generate_hash_centers`): everything training needs besides the
+    model. Every path that makes centers from data (CLI preprocess and train, recipes, examples) calls this."""
+    clusters = compute_semantic_clusters(train_dataset, n_clusters=n_clusters, pca_dim=pca_dim, seed=seed)
+    return clusters, generate_hash_centers(clusters.semantic_centers, code_length, seed=seed)

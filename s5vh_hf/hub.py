@@ -126,7 +126,7 @@ def render_model_card(
         mask_ratio=config.mask_ratio,
         warmup_epochs=config.warmup_epochs,
         smoothing=config.pseudo_label_smoothing,
-        training_defaults=config.training_defaults,
+        training_arguments=model.training_arguments or {},
         evaluation_table=table,
         evaluation_protocol=(evaluation or {}).get("protocol", ""),
         health=model.training_health,

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .modeling_s5vh import unpack_codes
 from .retrieval import as_packed_codes
 
 LabelsLike = np.ndarray | Sequence[int] | Sequence[Sequence[int]]
@@ -177,7 +178,7 @@ def precision_recall_by_radius(
     if len(query) != len(query_packed) or len(database) != len(database_packed):
         raise ValueError("every code needs a label row: counts of codes and labels differ")
     # ±1 inner products give exact distances: Ham = (L − ⟨b_q, b_db⟩) / 2.
-    db_signs = np.unpackbits(database_packed, axis=1).astype(np.float32) * 2 - 1
+    db_signs = unpack_codes(database_packed, np.float32)
     db_sets, db_set_index, _ = _unique_label_sets(database)
     total_relevant = count_relevant(query, database)
     bins = code_length + 1
@@ -187,7 +188,7 @@ def precision_recall_by_radius(
     retrieved_sum = np.zeros(bins)
     for start in range(0, len(query_packed), chunk_size):
         part = slice(start, start + chunk_size)
-        q_signs = np.unpackbits(query_packed[part], axis=1).astype(np.float32) * 2 - 1
+        q_signs = unpack_codes(query_packed[part], np.float32)
         distances = ((code_length - q_signs @ db_signs.T) / 2).round().astype(np.int64)  # [q, N]
         set_relevance = (query[part].astype(np.float32) @ db_sets.T.astype(np.float32)) > 0  # [q, U]
         relevant = set_relevance[:, db_set_index]  # [q, N]

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,14 @@ def sign_with_tie_rule(mean_codes: torch.Tensor, tie_rule: str) -> torch.Tensor:
     raise ValueError(f"Unknown sign tie rule {tie_rule!r}")
 
 
+def mean_frame_code(frame_logits: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """±1 frame codes ``[B, T, L]`` of the frames in ``mask`` ``[B, T]`` (0 elsewhere, straight-through gradient)
+    and their mean per video ``[B, L]`` (continuous; its sign is the video's hash code)."""
+    weights = mask.to(frame_logits.dtype)[:, :, None]
+    frame_codes = binarize(frame_logits) * weights
+    return frame_codes, frame_codes.sum(1) / weights.sum(1)
+
+
 def per_video_reverse_index(lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
     """Index ``[B, T]`` that reverses each video's first ``lengths[b]`` frames and leaves padding in place.
 
@@ -110,9 +119,14 @@ def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
 
 
 def pack_codes(codes: np.ndarray) -> np.ndarray:
-    """±1 (or 0/1) codes ``[N, L]`` → packed ``uint8`` ``[N, ceil(L/8)]``, most significant bit first
+    """±1 (or 0/1, or bool) codes ``[N, L]`` → packed ``uint8`` ``[N, L/8]``, most significant bit first
     (bit = 1 where the code is +1)."""
     return np.packbits(np.asarray(codes) > 0, axis=-1)
+
+
+def unpack_codes(packed: np.ndarray, dtype: Any = np.int8) -> np.ndarray:
+    """Packed ``uint8`` ``[N, L/8]`` → ±1 codes ``[N, L]`` of ``dtype``; the inverse of :func:`pack_codes`."""
+    return np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=-1).astype(dtype) * 2 - 1
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -248,8 +262,9 @@ def make_sequence_mixer(config: S5VHConfig, width: int) -> nn.Module:
 class S5VHBidirectionalBlock(nn.Module):
     """``x ← x + DropPath(Mix_f(LN_1(x)) + flip(Mix_b(LN_2(flip(x)))))``, flip within each video's length.
 
-    The mixers are Mamba (attributes ``mamba1``/``mamba2``, the authors' names) or LSTM/GRU (``lstm1``/``lstm2``,
-    ``gru1``/``gru2``); with ``share_direction_weights`` both directions use the first.
+    ``forward_mixer`` and ``backward_mixer`` are Mamba, LSTM or GRU mixers (:func:`make_sequence_mixer`); with
+    ``share_direction_weights`` there is no ``backward_mixer`` and both directions use the forward one. (The
+    authors' checkpoints call them ``mamba1``/``mamba2``; :data:`LEGACY_KEY_RENAMES` maps those names at load.)
     """
 
     time_major = True
@@ -258,11 +273,8 @@ class S5VHBidirectionalBlock(nn.Module):
         super().__init__()
         self.norm1 = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.norm2 = nn.LayerNorm(width, eps=config.layer_norm_eps)
-        self.mixer_names = (f"{config.temporal_mixer}1", f"{config.temporal_mixer}2")
-        setattr(self, self.mixer_names[0], make_sequence_mixer(config, width))
-        setattr(
-            self, self.mixer_names[1], None if config.share_direction_weights else make_sequence_mixer(config, width)
-        )
+        self.forward_mixer = make_sequence_mixer(config, width)
+        self.backward_mixer = None if config.share_direction_weights else make_sequence_mixer(config, width)
         self.drop_path_rate = drop_path_rate
 
     def forward(
@@ -270,9 +282,8 @@ class S5VHBidirectionalBlock(nn.Module):
     ) -> torch.Tensor:
         """Time-major ``hidden`` ``[T, B, W]``; ``reverse_index`` ``[T, B]`` (:func:`per_video_reverse_index`,
         transposed), or ``None`` when every video fills all T frames."""
-        forward_mixer = getattr(self, self.mixer_names[0])
-        backward_mixer = getattr(self, self.mixer_names[1]) or forward_mixer
-        forward_out = forward_mixer(self.norm1(hidden))
+        backward_mixer = self.backward_mixer if self.backward_mixer is not None else self.forward_mixer
+        forward_out = self.forward_mixer(self.norm1(hidden))
         backward_out = _flip_time(backward_mixer(self.norm2(_flip_time(hidden, reverse_index))), reverse_index)
         return hidden + _drop_path_time_major(forward_out + backward_out, self.drop_path_rate, self.training)
 
@@ -353,6 +364,20 @@ def _run_blocks(
     return hidden.transpose(0, 1) if time_major else hidden
 
 
+POSITION_TABLE_SIZE = 512
+"""Rows of the sinusoidal position table kept as a buffer; longer videos extend it on first use."""
+
+
+def position_rows(module: nn.Module, count: int) -> torch.Tensor:
+    """The first ``count`` rows of ``module.position_table`` ``[count, width]``, extending the (non-persistent)
+    buffer when a video is longer than any seen so far."""
+    table = module.position_table
+    if count > table.shape[0]:
+        table = sinusoidal_position_table(count, table.shape[1]).to(table.device)
+        module.position_table = table
+    return table[:count]
+
+
 class S5VHEncoder(nn.Module):
     """Frame embedding + sinusoidal positions → bidirectional Mamba blocks → LayerNorm → Linear."""
 
@@ -364,6 +389,7 @@ class S5VHEncoder(nn.Module):
         self.blocks = nn.ModuleList(make_block(config, width, rate) for rate in rates)
         self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.head = nn.Linear(width, width)
+        self.register_buffer("position_table", sinusoidal_position_table(POSITION_TABLE_SIZE, width), persistent=False)
 
     def forward(
         self,
@@ -375,8 +401,8 @@ class S5VHEncoder(nn.Module):
         """``features`` ``[B, V, D]`` of the visible frames, ``positions`` ``[B, V]`` their frame indices,
         ``lengths`` ``[B]`` real frames per video (``None``: all V) → ``[B, V, width]``. ``collect``, when given,
         receives the embedded input and every block's output ``[B, V, width]``."""
-        table = sinusoidal_position_table(int(positions.max()) + 1, self.patch_embed.out_features)
-        hidden = self.patch_embed(features) + table.to(features.device)[positions]
+        table = position_rows(self, int(positions.max()) + 1)
+        hidden = self.patch_embed(features) + table.to(features.dtype)[positions]
         if collect is not None:
             collect.append(hidden)
         return self.head(self.norm(_run_blocks(self.blocks, hidden, lengths, collect)))
@@ -391,6 +417,7 @@ class S5VHDecoder(nn.Module):
         self.blocks = nn.ModuleList(make_block(config, width, 0.0) for _ in range(config.decoder_depth))
         self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.head = nn.Linear(width, config.feature_dim)
+        self.register_buffer("position_table", sinusoidal_position_table(POSITION_TABLE_SIZE, width), persistent=False)
 
     def hidden_states(self, tokens: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         """``tokens`` ``[B, T, width]`` → normalised hidden states ``[B, T, width]`` (apply ``head`` to predict);
@@ -464,25 +491,20 @@ class S5VHPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """Initialise one module (transformers visits children before their parents, and skips loaded weights).
+        """Initialise one module, whatever order transformers visits them in (it skips loaded weights).
 
-        ``config.initialization`` picks the scheme (see :class:`S5VHConfig`). The whole-model branch runs last and
-        sets the encoder's and decoder's linear layers (containers without parameters of their own are not
-        visited when the model is registered as remote code).
+        ``config.initialization`` picks the scheme (see :class:`S5VHConfig`); every linear layer's part in it
+        (:func:`_linear_roles`) is fixed when the model is built, so no branch undoes another's work.
         """
-        scheme = self.config.initialization
-        if isinstance(module, S5VHMambaMixer):
-            _init_mamba_mixer(module, self.config)
-        elif isinstance(module, nn.Linear):
-            if scheme == "trunc_normal":
-                init.trunc_normal_(module.weight, std=self.config.initializer_range)
-                if module.bias is not None:
-                    init.zeros_(module.bias)
-            else:  # PyTorch's own nn.Linear initialisation, what the release keeps outside encoder and decoder
-                init.kaiming_uniform_(module.weight, a=math.sqrt(5))
-                if module.bias is not None:
-                    bound = 1 / math.sqrt(module.in_features)
-                    init.uniform_(module.bias, -bound, bound)
+        config = self.config
+        if isinstance(module, nn.Linear):
+            _init_linear(module, getattr(module, "s5vh_init_role", "default"), config)
+        elif isinstance(module, S5VHMambaMixer):  # its own parameters; its layers are initialised by role
+            states = torch.arange(1, module.state_size + 1, dtype=torch.float32).expand(module.inner_size, -1)
+            init.copy_(module.A_log, torch.log(states))
+            init.ones_(module.D)
+            init.kaiming_uniform_(module.conv1d.weight, a=math.sqrt(5))
+            init.zeros_(module.conv1d.bias)
         elif isinstance(module, (nn.LSTM, nn.GRU)):
             for name, param in module.named_parameters():
                 (init.xavier_uniform_ if "weight" in name else init.zeros_)(param)
@@ -490,49 +512,78 @@ class S5VHPreTrainedModel(PreTrainedModel):
             init.ones_(module.weight)
             init.zeros_(module.bias)
         elif isinstance(module, S5VHModel):
-            if scheme != "trunc_normal":
-                _init_encoder_decoder_linears(module.encoder, self.config)
-                _init_encoder_decoder_linears(module.decoder, self.config)
-            init.trunc_normal_(module.mask_token, std=self.config.initializer_range)
-            # Random ±1 centers until real hash centers are set with `set_hash_centers`.
-            init.copy_(module.center_head.weight, torch.randint(0, 2, module.center_head.weight.shape) * 2.0 - 1)
+            init.trunc_normal_(module.mask_token, std=config.initializer_range)
             if module.feature_mean is not None:
                 init.zeros_(module.feature_mean)
                 init.ones_(module.feature_scale)
+            module.reset_position_tables()
 
 
-def _init_mamba_mixer(mixer: S5VHMambaMixer, config: S5VHConfig) -> None:
-    """mamba-ssm's initialisation: S4D-real A, unit skip, Δ in [time_step_min, time_step_max], PyTorch's defaults
-    for the projections and the convolution (the encoder/decoder pass may then replace the projections)."""
-    states = torch.arange(1, mixer.state_size + 1, dtype=torch.float32).expand(mixer.inner_size, -1)
-    init.copy_(mixer.A_log, torch.log(states))
-    init.ones_(mixer.D)
-    dt_std = mixer.time_step_rank**-0.5
-    init.uniform_(mixer.dt_proj.weight, -dt_std, dt_std)
-    low, high = math.log(config.time_step_min), math.log(config.time_step_max)
-    dt = torch.exp(torch.rand(mixer.inner_size) * (high - low) + low).clamp(min=config.time_step_floor)
-    init.copy_(mixer.dt_proj.bias, dt + torch.log(-torch.expm1(-dt)))  # softplus⁻¹(Δ)
-    for layer in (mixer.in_proj, mixer.x_proj, mixer.out_proj, mixer.conv1d):
-        init.kaiming_uniform_(layer.weight, a=math.sqrt(5))
-    init.zeros_(mixer.conv1d.bias)
+def _linear_roles(model: nn.Module, config: S5VHConfig) -> None:
+    """Tag every linear layer with its part in ``config.initialization`` (``s5vh_init_role``): the Δ projection
+    of a Mamba mixer (``"dt_proj"``), the other Mamba projections (``"mamba"``), the frame embedding
+    (``"embedding"``), the rest of the encoder and decoder (``"encoder_decoder"``), the center head
+    (``"centers"``) and everything else (``"default"``, PyTorch's own initialisation, as the release keeps for
+    the hash layer)."""
+    model.center_head.s5vh_init_role = "centers"
+    for part in (model.encoder, model.decoder):
+        for name, layer in part.named_modules():
+            if not isinstance(layer, nn.Linear):
+                continue
+            if name.endswith("dt_proj"):
+                layer.s5vh_init_role = "dt_proj"
+            elif name.endswith(("in_proj", "x_proj", "out_proj")):
+                layer.s5vh_init_role = "mamba"
+            elif name == "patch_embed":
+                layer.s5vh_init_role = "embedding"
+            else:
+                layer.s5vh_init_role = "encoder_decoder"
 
 
-def _init_encoder_decoder_linears(module: nn.Module, config: S5VHConfig) -> None:
-    """Xavier-uniform weights and zero biases for every linear layer of an encoder or decoder, as the authors'
-    code does. ``"release"`` zeroes the Δ bias too (Δ starts at softplus(0) ≈ 0.69 in every channel);
-    ``"scaled"`` keeps mamba-ssm's Δ range and gives the frame embedding std 1/√D, unit output variance for
-    unit-variance input, so that the features are neither drowned by the O(1) position table when D is small
-    nor inflated when it is large."""
-    scaled = config.initialization == "scaled"
-    for name, layer in module.named_modules():
-        if not isinstance(layer, nn.Linear):
-            continue
-        if name == "patch_embed" and scaled:
-            init.normal_(layer.weight, std=layer.in_features**-0.5)
+def _init_linear(layer: nn.Linear, role: str, config: S5VHConfig) -> None:
+    """One linear layer under ``config.initialization``:
+
+    - ``"scaled"``: xavier-uniform weights and zero biases in the encoder and decoder (Mamba projections included),
+      except the Δ bias, kept in mamba-ssm's range [time_step_min, time_step_max], and the frame embedding, std
+      1/√D (unit output variance for standardised input, whatever D is).
+    - ``"release"``: the authors' scheme, xavier-uniform and zero biases for every encoder/decoder layer (Δ bias 0).
+    - ``"trunc_normal"``: mamba-ssm's defaults inside the mixers, transformers' truncated normal elsewhere.
+    Layers outside the encoder and decoder keep PyTorch's default (truncated normal under ``"trunc_normal"``).
+    """
+    scheme = config.initialization
+    if role == "centers":  # random ±1 hash centers until real ones are set with `set_hash_centers`
+        init.copy_(layer.weight, torch.randint(0, 2, layer.weight.shape) * 2.0 - 1)
+        return
+    if role == "dt_proj" and scheme != "release":
+        if scheme == "trunc_normal":
+            rank = layer.in_features
+            init.uniform_(layer.weight, -(rank**-0.5), rank**-0.5)
         else:
             init.xavier_uniform_(layer.weight)
-        if layer.bias is not None and not (scaled and name.endswith("dt_proj")):
+        low, high = math.log(config.time_step_min), math.log(config.time_step_max)
+        dt = torch.exp(torch.rand(layer.out_features) * (high - low) + low).clamp(min=config.time_step_floor)
+        init.copy_(layer.bias, dt + torch.log(-torch.expm1(-dt)))  # softplus⁻¹(Δ)
+        return
+    inside = role in ("dt_proj", "mamba", "embedding", "encoder_decoder")
+    if scheme == "trunc_normal" and role == "mamba":
+        init.kaiming_uniform_(layer.weight, a=math.sqrt(5))
+    elif scheme == "trunc_normal":
+        init.trunc_normal_(layer.weight, std=config.initializer_range)
+        if layer.bias is not None:
             init.zeros_(layer.bias)
+        return
+    elif inside and role == "embedding" and scheme == "scaled":
+        init.normal_(layer.weight, std=layer.in_features**-0.5)
+    elif inside:
+        init.xavier_uniform_(layer.weight)
+    else:  # PyTorch's own nn.Linear initialisation
+        init.kaiming_uniform_(layer.weight, a=math.sqrt(5))
+        if layer.bias is not None:
+            bound = 1 / math.sqrt(layer.in_features)
+            init.uniform_(layer.bias, -bound, bound)
+        return
+    if layer.bias is not None:
+        init.zeros_(layer.bias)
 
 
 class S5VHModel(S5VHPreTrainedModel):
@@ -562,12 +613,19 @@ class S5VHModel(S5VHPreTrainedModel):
         """The last retrieval evaluation (``RetrievalReport.to_dict()``), the card's ``model-index`` results."""
         self.fine_tuned_from: str | None = None
         """Hub id of the checkpoint this model was fine-tuned from (the card's ``base_model``)."""
+        self.training_arguments: dict[str, Any] | None = None
+        """The recipe the last ``S5VHTrainer`` run used (optimiser, schedule, batch, epochs; the card shows it)."""
         self.train_dataset_id: str | None = None
         """Hub id or path of the feature dataset it was trained on (a Hub id goes into the card's ``datasets``)."""
         self.loaded_from: str | None = None
         """Where ``from_pretrained`` loaded it from (not saved)."""
+        self.validate_inputs = False
+        """Also check the values of ``forward``'s inputs (padding last, no empty video, no NaN/Inf): device→host
+        synchronisations the training step skips by default, since ``encode()`` and the collator check their
+        inputs. Turn on to debug a custom training loop."""
+        _linear_roles(self, config)
         self.post_init()
-        self.center_head.weight.requires_grad_(config.trainable_center_head)
+        self.apply_center_head_trainability()
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any) -> S5VHModel:
@@ -583,6 +641,8 @@ class S5VHModel(S5VHPreTrainedModel):
         report_filter = _DropLoadReport()  # the checks below say what is wrong, in one line
         quiet.addFilter(report_filter)
         try:
+            own_mapping = "key_mapping" not in kwargs
+            kwargs.setdefault("key_mapping", LEGACY_KEY_RENAMES)  # older checkpoints' mixer names
             model, info = super().from_pretrained(
                 pretrained_model_name_or_path, *args, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
             )
@@ -595,16 +655,34 @@ class S5VHModel(S5VHPreTrainedModel):
             raise
         finally:
             quiet.removeFilter(report_filter)
+        if own_mapping:  # saved under the current names, not renamed back to the ones it was loaded with
+            model._weight_conversions = None
         if not lenient:
             _check_loading_info(info, pretrained_model_name_or_path)
         if isinstance(model, S5VHModel):
-            model.center_head.weight.requires_grad_(model.config.trainable_center_head)
+            # Non-persistent buffers are not in the checkpoint, and transformers skips initialising modules whose
+            # weights were all loaded: the position tables are recomputed here.
+            model.reset_position_tables()
+            model.apply_center_head_trainability()
             model.loaded_from = str(pretrained_model_name_or_path)
             state = _read_card_state(pretrained_model_name_or_path, kwargs)
             for name in CARD_STATE_FIELDS:
                 if state.get(name) is not None:
                     setattr(model, name, state[name])
         return (model, info) if wants_info else model
+
+    @torch.no_grad()
+    def reset_position_tables(self) -> None:
+        """(Re)compute the encoder's and decoder's sinusoidal position tables (non-persistent buffers)."""
+        for part in (self.encoder, self.decoder):
+            rows, width = part.position_table.shape
+            device = part.position_table.device
+            part.position_table = sinusoidal_position_table(rows, width).to("cpu" if device.type == "meta" else device)
+
+    def apply_center_head_trainability(self) -> None:
+        """Freeze the center head unless ``config.trainable_center_head`` (loading weights replaces parameters,
+        which resets ``requires_grad``, so loaders call this again)."""
+        self.center_head.weight.requires_grad_(self.config.trainable_center_head)
 
     def card_state(self) -> dict[str, Any]:
         """The declared state the model card is rendered from besides the config (JSON-serialisable)."""
@@ -779,18 +857,17 @@ class S5VHModel(S5VHPreTrainedModel):
             if attention_mask is not None:
                 raise TypeError("pass the padding mask once, as attention_mask (frame_mask is its older name)")
             attention_mask = frame_mask
-        features, frame_mask = _validate_batch(features, attention_mask, self.config.feature_dim)
+        features, frame_mask = _check_batch(features, attention_mask, self.config.feature_dim, self.validate_inputs)
         features = features.to(self.dtype)
         encoded_mask = frame_mask if visible_mask is None else frame_mask & visible_mask.to(torch.bool)
-        if not bool(encoded_mask.any(dim=1).all()):
+        if self.validate_inputs and not bool(encoded_mask.any(dim=1).all()):
             raise ValueError("every video needs at least one real, visible frame")
         want_states = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         frame_logits, last_hidden, hidden_states = self._encode_frames(
             features, encoded_mask, hidden="all" if want_states else "last"
         )
+        frame_codes, video_codes = mean_frame_code(frame_logits, encoded_mask)
         weights = encoded_mask.to(frame_logits.dtype)[:, :, None]
-        frame_codes = binarize(frame_logits) * weights
-        video_codes = frame_codes.sum(1) / weights.sum(1)
         center_logits = self._center_scores(video_codes) / (self.config.code_length * self.config.center_temperature)
         reconstruction_mask = frame_mask & ~encoded_mask
         reconstruction = None
@@ -816,8 +893,7 @@ class S5VHModel(S5VHPreTrainedModel):
         """Decoder pass: projected codes at visible frames, mask tokens at masked ones; returns predictions
         ``[M, D]`` of the M masked real frames, in the row-major order of ``frame_mask & ~encoded_mask``."""
         batch, steps, _ = frame_codes.shape
-        width = self.config.decoder_hidden_size
-        table = sinusoidal_position_table(steps, width).to(frame_codes.device, frame_codes.dtype)
+        table = position_rows(self.decoder, steps).to(frame_codes.dtype)
         tokens = torch.where(
             encoded_mask[:, :, None], self.encoder_to_decoder(frame_codes), self.mask_token.expand(batch, steps, -1)
         )
@@ -840,11 +916,10 @@ class S5VHModel(S5VHPreTrainedModel):
         Paper: ``C·h̄ / (L·τ_c)`` with the hash LayerNorm. With ``config.refresh_skips_hash_norm`` (release):
         the hash LayerNorm is skipped and the scores are not scaled.
         """
-        features, frame_mask = _validate_batch(features, frame_mask, self.config.feature_dim)
+        features, frame_mask = _check_batch(features, frame_mask, self.config.feature_dim, self.validate_inputs)
         skip_norm = self.config.refresh_skips_hash_norm
         frame_logits = self._frame_logits(features.to(self.dtype), frame_mask, apply_hash_norm=not skip_norm)
-        weights = frame_mask.to(frame_logits.dtype)[:, :, None]
-        video_codes = (binarize(frame_logits) * weights).sum(1) / weights.sum(1)
+        video_codes = mean_frame_code(frame_logits, frame_mask)[1]
         scores = self._center_scores(video_codes)
         return scores if skip_norm else scores / (self.config.code_length * self.config.center_temperature)
 
@@ -854,11 +929,9 @@ class S5VHModel(S5VHPreTrainedModel):
     def hash_batch(self, features: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         """±1 video codes ``[B, L]`` (float; 0 possible only with ``sign_tie_rule="zero"``) of a padded batch,
         all frames visible: sign of the mean per-frame code."""
-        features, frame_mask = _validate_batch(features, frame_mask, self.config.feature_dim)
+        features, frame_mask = _check_batch(features, frame_mask, self.config.feature_dim, self.validate_inputs)
         frame_logits = self._frame_logits(features.to(self.dtype), frame_mask)
-        weights = frame_mask.to(frame_logits.dtype)[:, :, None]
-        mean_codes = (binarize(frame_logits) * weights).sum(1) / weights.sum(1)
-        return sign_with_tie_rule(mean_codes, self.config.sign_tie_rule)
+        return sign_with_tie_rule(mean_frame_code(frame_logits, frame_mask)[1], self.config.sign_tie_rule)
 
     @torch.no_grad()
     def encode(
@@ -912,9 +985,9 @@ class S5VHModel(S5VHPreTrainedModel):
             starts = range(0, len(order), batch_size)
             progress = show_progress_bar if show_progress_bar is not None else len(starts) > 1
             try:
-                for start in _progress(starts, progress, "Encoding"):
+                for start in progress_bar(starts, progress, "Encoding"):
                     indices = order[start : start + batch_size]
-                    features, frame_mask = _pad_videos([video_list[i] for i in indices], self.device)
+                    features, frame_mask = pad_videos([video_list[i] for i in indices], self.device)
                     codes[indices] = self.hash_batch(features, frame_mask).to(torch.int8).cpu().numpy()
             finally:
                 self.train(was_training)
@@ -948,9 +1021,13 @@ def _scatter_to_frames(
     return scattered
 
 
-def _validate_batch(
-    features: torch.Tensor, frame_mask: torch.Tensor | None, feature_dim: int
+def _check_batch(
+    features: torch.Tensor, mask: torch.Tensor | None, feature_dim: int, validate_values: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shape and type checks of a padded batch (no device synchronisation); the padding mask as bool, all-True
+    when ``None``. With ``validate_values`` also the checks that read the data (one device→host copy each):
+    no empty video, padding last, no NaN/Inf in real frames — ``encode()`` and the collator make them on their
+    inputs instead, so the training step does not pay for them."""
     if not isinstance(features, torch.Tensor):
         raise TypeError(f"features must be a torch.Tensor [B, T, D], got {type(features).__name__}")
     if features.ndim != 3:
@@ -961,22 +1038,28 @@ def _validate_batch(
         raise ValueError(f"features must hold at least one video with one frame, got {tuple(features.shape)}")
     if features.dtype not in _FLOAT_DTYPES:
         raise TypeError(f"features must be a floating-point tensor, got {features.dtype}")
-    if frame_mask is None:
-        frame_mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
-    else:
-        frame_mask = frame_mask.to(device=features.device, dtype=torch.bool)
-        if frame_mask.shape != features.shape[:2]:
-            raise ValueError(f"frame_mask must have shape {tuple(features.shape[:2])}, got {tuple(frame_mask.shape)}")
-        lengths = frame_mask.sum(1)
-        if bool((lengths == 0).any()):
-            raise ValueError(f"videos {torch.nonzero(lengths == 0).flatten().tolist()} have no real frames")
-        steps = torch.arange(frame_mask.shape[1], device=frame_mask.device)[None, :]
-        if not bool(torch.equal(frame_mask, steps < lengths[:, None])):
-            raise ValueError("frame_mask must mark real frames first and padding last in every video")
-    bad = _non_finite_videos(features, frame_mask)
+    if mask is None:
+        mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
+    mask = mask.to(device=features.device, dtype=torch.bool)
+    if mask.shape != features.shape[:2]:
+        raise ValueError(f"attention_mask must have shape {tuple(features.shape[:2])}, got {tuple(mask.shape)}")
+    if validate_values:
+        validate_batch_values(features, mask)
+    return features, mask
+
+
+def validate_batch_values(features: torch.Tensor, mask: torch.Tensor) -> None:
+    """Raise ``ValueError`` when a video of the padded batch ``features`` ``[B, T, D]`` has no real frame, its
+    padding (``mask`` ``[B, T]`` False) is not last, or a real frame holds NaN/Inf."""
+    lengths = mask.sum(1)
+    if bool((lengths == 0).any()):
+        raise ValueError(f"videos {torch.nonzero(lengths == 0).flatten().tolist()} have no real frames")
+    steps = torch.arange(mask.shape[1], device=mask.device)[None, :]
+    if not bool(torch.equal(mask, steps < lengths[:, None])):
+        raise ValueError("attention_mask must mark real frames first and padding last in every video")
+    bad = _non_finite_videos(features, mask)
     if bad:
         raise ValueError(f"features of videos {bad} contain NaN or Inf")
-    return features, frame_mask
 
 
 def _non_finite_videos(features: torch.Tensor, frame_mask: torch.Tensor) -> list[int]:
@@ -1037,23 +1120,27 @@ def _to_float_tensor(video: Any, index: int) -> torch.Tensor:
     return tensor
 
 
-def _pad_videos(videos: list[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad ``[T_i, D]`` videos into ``[B, T_max, D]`` float32 plus a ``[B, T_max]`` frame mask."""
+def pad_videos(videos: Sequence[torch.Tensor], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad ``[T_i, D]`` videos into ``[B, T_max, D]`` float32 plus the ``[B, T_max]`` padding mask
+    (True at real frames)."""
     lengths = torch.tensor([len(v) for v in videos])
     steps = int(lengths.max())
     features = torch.zeros(len(videos), steps, videos[0].shape[1], dtype=torch.float32)
     for row, video in enumerate(videos):
         features[row, : len(video)] = video.float()
-    frame_mask = torch.arange(steps)[None, :] < lengths[:, None]
-    return features.to(device), frame_mask.to(device)
+    mask = torch.arange(steps)[None, :] < lengths[:, None]
+    return features.to(device), mask.to(device)
 
 
-def _progress(iterable, enabled: bool, description: str):
-    if not enabled:
+def progress_bar(iterable: Any = None, enabled: bool | None = True, description: str = "", **options: Any):
+    """A tqdm bar over ``iterable`` (or with ``total=…`` for manual updates); ``enabled=None`` lets tqdm decide
+    (on a terminal), ``False`` turns it off (the iterable is returned as it is)."""
+    if enabled is False and iterable is not None:
         return iterable
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=description)
+    return tqdm(iterable, desc=description, disable=False if enabled else (None if enabled is None else True),
+                **options)  # fmt: skip
 
 
 class _DropLoadReport(logging.Filter):
@@ -1089,9 +1176,26 @@ def _check_loading_info(info: dict[str, Any], source: Any) -> None:
             raise ValueError(f"{source}: the checkpoint {what}: {listed(keys)}; config.json and weights disagree")
 
 
+LEGACY_KEY_RENAMES = {
+    r"\.(?:mamba|lstm|gru)1\.": ".forward_mixer.",
+    r"\.(?:mamba|lstm|gru)2\.": ".backward_mixer.",
+}
+"""Checkpoint key renames applied at load (regex → replacement): the mixer names of the authors' release and of
+s5vh-hf ≤ 0.2 (``mamba1``/``mamba2``, ``lstm1``/…) → ``forward_mixer``/``backward_mixer``."""
+
+
+def rename_legacy_key(key: str) -> str:
+    """``key`` with :data:`LEGACY_KEY_RENAMES` applied."""
+    for pattern, replacement in LEGACY_KEY_RENAMES.items():
+        key = re.sub(pattern, replacement, key)
+    return key
+
+
 CARD_STATE_FILE = "s5vh_card_state.json"
 """Saved beside the weights: the model's card state (evaluation, training health, base model, dataset)."""
-CARD_STATE_FIELDS = ("evaluation_results", "training_health", "fine_tuned_from", "train_dataset_id")
+CARD_STATE_FIELDS = (
+    "evaluation_results", "training_health", "training_arguments", "fine_tuned_from", "train_dataset_id"
+)  # fmt: skip
 
 
 def _hub_module():

@@ -15,12 +15,20 @@ from .baselines import lsh_codes, pca_sign_codes
 from .configuration_s5vh import S5VHConfig
 from .data import load_feature_dataset, videos_and_labels, write_feature_split
 from .evaluation import RetrievalReport, evaluate_codes, evaluate_retrieval
-from .hash_centers import HashCenters, SemanticClusters, compute_semantic_clusters, generate_hash_centers, mean_pool
+from .hash_centers import clusters_and_centers, mean_pool
 from .modeling_s5vh import S5VHModel
 from .synthetic import SyntheticVideos, make_synthetic_videos
 
+preprocess = clusters_and_centers
+"""One clustering (pseudo-labels + semantic centers) and the hash centers generated from it (an alias of
+:func:`~s5vh_hf.hash_centers.clusters_and_centers`, kept for the examples)."""
+
 EMBEDDED_DATASET = dict(num_classes=10, num_frames=16, min_frames=12, feature_dim=64)
 """Shape of the embedded synthetic dataset (the demo's default)."""
+
+
+DEMO_RECIPE = {"num_train_epochs": 30, "per_device_train_batch_size": 64, "learning_rate": 1e-3}
+"""Training recipe of :func:`demo_config` (pass it as ``s5vh_training_arguments(..., recipe=DEMO_RECIPE)``)."""
 
 
 def demo_config(code_length: int = 32, num_hash_centers: int = 10, **overrides: Any) -> S5VHConfig:
@@ -40,7 +48,6 @@ def demo_config(code_length: int = 32, num_hash_centers: int = 10, **overrides: 
         warmup_epochs=5,
         pseudo_label_smoothing=0.01,
         dataset_name="synthetic",
-        training_defaults={"num_train_epochs": 30, "per_device_train_batch_size": 64, "learning_rate": 1e-3},
     )
     values.update(overrides)
     return S5VHConfig(**values)
@@ -70,15 +77,6 @@ def write_embedded_dataset(
     for split, data in embedded_synthetic_videos(num_train, num_database, num_query, seed).items():
         write_feature_split(out_dir, split, data.videos(), data.video_ids, [[int(x)] for x in data.labels])
     return out_dir
-
-
-def preprocess(
-    train_dataset: Any, n_clusters: int, n_bits: int, pca_dim: int = 512, seed: int = 0
-) -> tuple[SemanticClusters, HashCenters]:
-    """One clustering (pseudo-labels + semantic centers) and the hash centers generated from it."""
-    clusters = compute_semantic_clusters(train_dataset, n_clusters=n_clusters, pca_dim=pca_dim, seed=seed)
-    centers = generate_hash_centers(clusters.semantic_centers, n_bits, seed=seed)
-    return clusters, centers
 
 
 @dataclass

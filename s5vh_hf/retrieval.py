@@ -12,6 +12,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from .modeling_s5vh import pack_codes, unpack_codes
+
+__all__ = ["HammingIndex", "as_packed_codes", "unpack_codes"]
+
 
 def as_packed_codes(codes: np.ndarray, code_length: int | None = None, name: str = "codes") -> np.ndarray:
     """Validate binary codes and return them packed, ``uint8`` ``[n, L/8]``.
@@ -43,12 +47,7 @@ def as_packed_codes(codes: np.ndarray, code_length: int | None = None, name: str
         raise ValueError(f"{name}: code length must be a multiple of 8, got {bits.shape[1]}")
     if code_length is not None and bits.shape[1] != code_length:
         raise ValueError(f"{name}: expected {code_length}-bit codes, got {bits.shape[1]} bits")
-    return np.packbits(bits, axis=1)
-
-
-def unpack_codes(packed: np.ndarray) -> np.ndarray:
-    """Packed ``uint8`` ``[n, L/8]`` → ±1 ``int8`` ``[n, L]``."""
-    return np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=1).astype(np.int8) * 2 - 1
+    return pack_codes(bits)
 
 
 class HammingIndex:
@@ -136,3 +135,28 @@ class HammingIndex:
         index = cls(int(raw.d))
         index.add(faiss.vector_to_array(raw.xb).reshape(raw.ntotal, raw.d // 8))
         return index
+
+
+def ternary_codes(codes: np.ndarray) -> np.ndarray | None:
+    """``codes`` as ``int8`` ``[n, L]`` when they are −1/0/+1 with at least one 0 (what ``sign_tie_rule="zero"``
+    yields, as the authors' inference does), else ``None`` (binary codes take the Hamming index)."""
+    array = np.asarray(codes)
+    if array.ndim != 2 or array.dtype.kind not in "if" or array.dtype == np.uint8:
+        return None
+    if not np.isin(array, (-1, 0, 1)).all() or not (array == 0).any():
+        return None
+    return array.astype(np.int8)
+
+
+def rank_by_inner_product(queries: np.ndarray, database: np.ndarray, k: int, chunk_size: int = 1024) -> np.ndarray:
+    """Ids ``[Q, k]`` of the database codes nearest to each query by ``(L − q·d) / 2`` — the Hamming distance for
+    ±1 codes, and the authors' distance for codes with 0 entries (a 0 bit is half a mismatch away from ±1) —
+    ties broken by id, as :class:`HammingIndex` does."""
+    queries, database = np.asarray(queries, np.float32), np.asarray(database, np.float32)
+    if queries.shape[1] != database.shape[1]:
+        raise ValueError(f"queries have {queries.shape[1]} bits, the database {database.shape[1]}")
+    ranked = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), chunk_size):
+        distances = (queries.shape[1] - queries[start : start + chunk_size] @ database.T) / 2
+        ranked[start : start + chunk_size] = np.argsort(distances, axis=1, kind="stable")[:, :k]
+    return ranked

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import PredictionOutput, get_last_checkpoint
 
-from .configuration_s5vh import S5VHConfig
+from .configuration_s5vh import S5VHConfig, preset_training_recipe
 from .data import IndexedFeatureDataset, TwoViewCollator, videos_and_labels
 from .evaluation import DEFAULT_KS, evaluate_retrieval
 from .hash_centers import frame_feature_statistics
@@ -62,7 +62,11 @@ def has_accelerator() -> bool:
 
 
 def s5vh_training_arguments(
-    config: S5VHConfig, output_dir: str, num_train_examples: int | None = None, **overrides: Any
+    config: S5VHConfig,
+    output_dir: str,
+    num_train_examples: int | None = None,
+    recipe: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> TrainingArguments:
     """``TrainingArguments`` with the preset's optimiser and schedule: AdamW (betas 0.9/0.999, weight decay 1e-4),
     cosine decay to 1e-5 (per step), the preset's epochs, batch size and learning rate. Without a preset recipe
@@ -72,9 +76,11 @@ def s5vh_training_arguments(
     Args:
         num_train_examples: Size of the training set. When given, the batch size is reduced for small data sets
             (:func:`batch_size_for`), which otherwise get a handful of optimiser steps per epoch.
+        recipe: The preset recipe to start from (default: the ``"training"`` section of the preset the config was
+            made from, :func:`~s5vh_hf.configuration_s5vh.preset_training_recipe`; none for other configs).
         **overrides: Any ``TrainingArguments`` field; wins over the defaults.
     """
-    defaults = config.training_defaults
+    defaults = recipe if recipe is not None else preset_training_recipe(config)
     batch_size = defaults.get("per_device_train_batch_size", 128)
     if num_train_examples is not None:
         batch_size = batch_size_for(num_train_examples, batch_size)
@@ -179,27 +185,18 @@ class PseudoLabelStore:
 
 
 class RetrievalEvaluationCallback(TrainerCallback):
-    """Every ``every_n_epochs`` epochs, encode a database/query split, compute mAP@K and log it as
-    ``eval_map@K`` (and standard mAP@K / precision@K)."""
+    """Asks the trainer for its retrieval evaluation (:meth:`S5VHTrainer.evaluate`, on ``eval_database`` /
+    ``eval_queries``) every ``every_n_epochs`` epochs — ``eval_strategy="epoch"`` for an interval in epochs. It sets
+    the Trainer's ``should_evaluate`` flag and holds no reference to the trainer."""
 
-    def __init__(
-        self,
-        database: Any,
-        queries: Any = None,
-        every_n_epochs: int = 1,
-        ks: Sequence[int] = DEFAULT_KS,
-        protocol: str = "query_database",
-    ) -> None:
-        if every_n_epochs < 1:
-            raise ValueError(f"every_n_epochs must be ≥ 1, got {every_n_epochs}")
-        self.database, self.queries = database, queries
-        self.every_n_epochs, self.ks, self.protocol = every_n_epochs, tuple(ks), protocol
-        self.trainer: S5VHTrainer | None = None
+    def __init__(self, every_n_epochs: int = 1) -> None:
+        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be a positive integer, got {every_n_epochs!r}")
+        self.every_n_epochs = every_n_epochs
 
     def on_epoch_end(self, args, state, control, **kwargs):  # noqa: D102
-        epoch = round(state.epoch or 0)
-        if self.trainer is not None and epoch % self.every_n_epochs == 0:
-            self.trainer.log(self.trainer.retrieval_metrics(self.database, self.queries, self.ks, self.protocol))
+        if round(state.epoch or 0) % self.every_n_epochs == 0:
+            control.should_evaluate = True
         return control
 
 
@@ -319,9 +316,6 @@ class S5VHTrainer(Trainer):
             self.add_callback(TrainingHealthCallback(self.check_health))
         self._warn_if_warmup_unreached(model.config)
         self.add_callback(CheckpointExtrasCallback(store, self.create_model_card))
-        for callback in self.callback_handler.callbacks:
-            if isinstance(callback, RetrievalEvaluationCallback):
-                callback.trainer = self
 
     @staticmethod
     def _check_model_selection_split(args: TrainingArguments, queries: Any, allowed: bool) -> None:
@@ -418,7 +412,7 @@ class S5VHTrainer(Trainer):
         if epoch < config.warmup_epochs:
             return self.pseudo_labels.get(index).to(inputs["features"].device)
         was_training = model.training
-        model.eval()
+        model.train(config.refresh_in_train_mode)  # the release refreshes with stochastic depth active
         with torch.no_grad():
             logits = model.pseudo_label_logits(inputs["features"], inputs["frame_mask"])
         model.train(was_training)
@@ -500,6 +494,15 @@ class S5VHTrainer(Trainer):
         model = self.accelerator.unwrap_model(self.model)
         if is_hub_id(model.loaded_from):
             model.fine_tuned_from = model.loaded_from
+        args = self.args
+        model.training_arguments = {
+            "optimizer": f"{args.optim} (betas {args.adam_beta1}/{args.adam_beta2}, weight decay {args.weight_decay})",
+            "learning rate": f"{args.learning_rate:g}, {args.lr_scheduler_type} schedule",
+            "batch": f"{args.per_device_train_batch_size} per device × {args.world_size} process(es) × "
+            f"{args.gradient_accumulation_steps} accumulation step(s)",
+            "length": f"{args.max_steps} steps" if args.max_steps > 0 else f"{args.num_train_epochs:g} epochs",
+            "seed": args.seed,
+        }
         if self.args.push_to_hub:
             self.create_model_card()  # checkpoint pushes during training upload the output folder
         if resume_from_checkpoint is True:

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from s5vh_hf import MODEL_SIZES, S5VHConfig
+from s5vh_hf import MODEL_SIZES, S5VHConfig, s5vh_training_arguments
+from s5vh_hf.configuration_s5vh import preset_training_recipe
 
 SPEC_TABLE = {  # dataset: (α, β, τ⁺, K, mask, epochs, batch, feature_dim)
     "activitynet": (0.2, 0.001, 0.05, 100, 0.5, 350, 128, 2048),
@@ -27,9 +28,16 @@ def test_presets_carry_the_published_hyperparameters(dataset, bits):
     assert (config.num_hash_centers, config.mask_ratio, config.feature_dim) == (centers, mask, dim)
     assert config.contrastive_temperature == config.center_temperature == 0.5
     assert (config.warmup_epochs, config.pseudo_label_smoothing) == (50, 0.01)
-    assert config.training_defaults["num_train_epochs"] == epochs
-    assert config.training_defaults["per_device_train_batch_size"] == batch
-    assert config.training_defaults["learning_rate"] == 5e-4
+    recipe = preset_training_recipe(f"{dataset}-{bits}")
+    assert recipe == preset_training_recipe(config)  # found from the config as well
+    assert (recipe["num_train_epochs"], recipe["per_device_train_batch_size"], recipe["learning_rate"]) == (
+        epochs,
+        batch,
+        5e-4,
+    )
+    assert "training_defaults" not in config.to_dict() and "training" not in config.to_dict()  # not in config.json
+    args = s5vh_training_arguments(config, "unused")
+    assert (args.num_train_epochs, args.per_device_train_batch_size, args.learning_rate) == (epochs, batch, 5e-4)
     assert (config.hidden_size, config.decoder_hidden_size, config.encoder_depth) == (256, 192, 6)
     assert (config.state_size, config.conv_kernel, config.expand, config.time_step_rank_for(256)) == (16, 4, 2, 16)
 
@@ -69,3 +77,13 @@ def test_config_round_trips_through_json(tmp_path):
     assert saved["model_type"] == "s5vh"
     loaded = S5VHConfig.from_pretrained(tmp_path)
     assert loaded.to_dict() == config.to_dict()
+
+
+def test_configs_that_carried_a_training_recipe_still_load(tmp_path):
+    """s5vh-hf ≤ 0.2 wrote the preset recipe into config.json as ``training_defaults``."""
+    values = S5VHConfig.from_preset("ucf101-16").to_dict()
+    values["training_defaults"] = {"num_train_epochs": 350, "lr_scheduler": "cosine_per_epoch"}
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    loaded = S5VHConfig.from_pretrained(tmp_path)
+    assert loaded.code_length == 16 and not hasattr(loaded, "training_defaults")
+    assert preset_training_recipe(S5VHConfig(dataset_name="mine", code_length=16)) == {}

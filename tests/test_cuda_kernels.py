@@ -31,7 +31,7 @@ def test_installed_cuda_kernels_are_picked_up():
     assert modeling_s5vh._cuda_selective_scan is not None, "mamba-ssm is installed but its scan did not import"
     assert modeling_s5vh._cuda_causal_conv1d is not None, "causal-conv1d is not installed or did not import"
     model = S5VHModel(make_tiny_config(hidden_size=32)).cuda()
-    mixer = model.encoder.blocks[0].mamba1
+    mixer = model.encoder.blocks[0].forward_mixer
     assert mixer._use_cuda_kernels(torch.zeros(2, 2, 32, device="cuda"))
 
 

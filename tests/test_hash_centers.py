@@ -68,7 +68,7 @@ def test_report_flags_a_violated_bound():
     "semantic, bits, match",
     [
         (np.zeros((1, 4)), 16, "at least 2"),
-        (np.zeros((4, 4)), 12, "n_bits must be one of"),
+        (np.zeros((4, 4)), 12, "code_length must be one of"),
         (np.full((4, 4), np.nan), 16, "NaN"),
         (np.zeros((300, 4)), 8, "do not fit"),
     ],

@@ -29,6 +29,7 @@ def _authors_state_dict(config: S5VHConfig, seed: int = 0) -> dict[str, torch.Te
         value = value + 0.05 * torch.randn_like(value) if value.is_floating_point() else value
         key = key.replace("hash_layer.projection.", "binary.").replace("hash_layer.norm.", "ln.")
         key = key.replace("center_head.", "classifier.")
+        key = key.replace(".forward_mixer.", ".mamba1.").replace(".backward_mixer.", ".mamba2.")
         state[key] = value
     state["classifier.weight"] = torch.randn_like(state["classifier.weight"])  # a trained, non-binary classifier
     state["get_token_probs.0.weight"] = torch.randn(3, 3)
@@ -83,7 +84,7 @@ def test_converted_checkpoint_encodes_like_the_authors_forward(tmp_path, frames)
     torch.save({"model_state_dict": state}, tmp_path / "tiny_16.pth")
     model = convert_original_checkpoint(tmp_path / "tiny_16.pth", config)
     assert model.config.share_direction_weights and model.config.sign_tie_rule == "zero"
-    assert model.encoder.blocks[0].mamba2 is None
+    assert model.encoder.blocks[0].backward_mixer is None
     torch.testing.assert_close(model.center_head.weight, state["classifier.weight"])
     features = torch.randn(5, frames, config.feature_dim)
     expected = _authors_codes(state, features, config.encoder_depth)
@@ -248,7 +249,31 @@ def test_reference_mixer_helper_matches_model(tiny_config):
     model = S5VHModel(make_tiny_config(share_direction_weights=True))
     params = {k: v.detach() for k, v in model.state_dict().items()}
     x = torch.randn(2, 5, tiny_config.hidden_size)
-    expected = model.encoder.blocks[0].mamba1(x.transpose(0, 1)).transpose(0, 1)
-    got = _mamba_forward_from_spec(params, "encoder.blocks.0.mamba1.", x)
+    expected = model.encoder.blocks[0].forward_mixer(x.transpose(0, 1)).transpose(0, 1)
+    got = _mamba_forward_from_spec(params, "encoder.blocks.0.forward_mixer.", x)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     assert math.isfinite(float(got.abs().sum()))
+
+
+def test_checkpoints_with_the_old_mixer_names_still_load(tmp_path, tiny_model, tiny_config):
+    """Models saved by s5vh-hf ≤ 0.2 (``mamba1``/``mamba2`` keys, as the authors') load into the renamed mixers."""
+    from safetensors.torch import save_file
+
+    tiny_model.save_pretrained(tmp_path / "new")
+    old_keys = {
+        k.replace(".forward_mixer.", ".mamba1.").replace(".backward_mixer.", ".mamba2."): v.contiguous()
+        for k, v in tiny_model.state_dict().items()
+    }
+    assert any(".mamba2." in k for k in old_keys)
+    (tmp_path / "old").mkdir()
+    save_file(old_keys, str(tmp_path / "old" / "model.safetensors"), metadata={"format": "pt"})
+    (tmp_path / "old" / "config.json").write_text((tmp_path / "new" / "config.json").read_text())
+    videos = np.random.default_rng(5).standard_normal((3, 6, tiny_config.feature_dim)).astype(np.float32)
+    loaded = S5VHModel.from_pretrained(tmp_path / "old")
+    np.testing.assert_array_equal(loaded.encode(videos), tiny_model.encode(videos))
+    loaded.save_pretrained(tmp_path / "resaved")  # saved under the new names
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "resaved" / "model.safetensors"), "pt") as handle:
+        keys = list(handle.keys())
+    assert any(".forward_mixer." in k for k in keys) and not any(".mamba1." in k for k in keys)

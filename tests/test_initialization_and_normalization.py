@@ -19,7 +19,7 @@ def _xavier_bound(layer: torch.nn.Linear) -> float:
 def test_release_initialization_matches_the_authors_code():
     torch.manual_seed(0)
     model = S5VHModel(make_tiny_config(initialization="release", feature_normalization="none"))
-    mixer = model.encoder.blocks[0].mamba1
+    mixer = model.encoder.blocks[0].forward_mixer
     for layer in (model.encoder.patch_embed, model.encoder.head, mixer.in_proj, mixer.x_proj, mixer.dt_proj,
                   mixer.out_proj, model.decoder.head):  # fmt: skip
         assert layer.weight.abs().max() <= _xavier_bound(layer) + 1e-6
@@ -41,7 +41,7 @@ def test_scaled_initialization_does_not_depend_on_the_feature_dimension():
         assert embed.std().item() == pytest.approx(dim**-0.5, rel=0.25)
         output = torch.nn.functional.linear(torch.randn(4096, dim), embed)
         assert output.var().item() == pytest.approx(1.0, rel=0.25)  # unit input variance → unit output variance
-    mixer = model.encoder.blocks[0].mamba1
+    mixer = model.encoder.blocks[0].forward_mixer
     delta = torch.nn.functional.softplus(mixer.dt_proj.bias)
     assert delta.min() >= 1e-4 and delta.max() <= 0.1 + 1e-6  # mamba-ssm's Δ range is kept
     assert mixer.in_proj.weight.abs().max() <= _xavier_bound(mixer.in_proj) + 1e-6
@@ -113,3 +113,27 @@ def test_feature_statistics_are_validated_and_saved_with_the_weights(tmp_path):
     raw = S5VHModel(make_tiny_config(feature_normalization="none"))
     with pytest.raises(ValueError, match="feature_normalization='none'"):
         raw.set_feature_statistics(np.zeros(24), np.ones(24))
+
+
+@pytest.mark.parametrize("scheme", ["scaled", "release", "trunc_normal"])
+def test_initialisation_does_not_depend_on_the_order_modules_are_visited(scheme):
+    """Every layer's part in the scheme is fixed when the model is built: visiting parents before children (the
+    opposite of transformers' order) gives the same kind of values, layer by layer."""
+    config = make_tiny_config(initialization=scheme, feature_dim=64)
+    model = S5VHModel(config)
+    for module in model.modules():  # parents first
+        model._init_weights(module)
+    centers = model.center_head.weight
+    assert torch.all(centers.abs() == 1)  # still ±1 hash centers, not a linear layer's default
+    mixer = model.encoder.blocks[0].forward_mixer
+    bias = mixer.dt_proj.bias
+    delta = torch.nn.functional.softplus(bias)
+    if scheme == "release":
+        assert torch.all(bias == 0)
+    else:
+        assert float(delta.min()) >= config.time_step_floor * 0.99 and float(delta.max()) <= config.time_step_max * 1.01
+    assert torch.all(model.encoder.head.bias == 0)
+    if scheme == "scaled":
+        std = float(model.encoder.patch_embed.weight.std())
+        assert abs(std - 64**-0.5) < 0.03
+    assert torch.equal(mixer.A_log, torch.log(torch.arange(1, 17.0)).expand_as(mixer.A_log))

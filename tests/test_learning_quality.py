@@ -39,11 +39,12 @@ def test_default_configuration_beats_mean_pooled_baselines_on_order_dependent_da
     config = make_tiny_config(
         feature_dim=32, hidden_size=32, encoder_depth=1, decoder_hidden_size=32, num_hash_centers=8
     )  # defaults otherwise: scaled initialisation, standardised features
+    # 40 epochs: at 25 the margin over float kNN (0.17–0.22 vs 0.176 over seven seeds) was within seed noise.
     clusters, centers = preprocess(splits["train"], 8, 16, pca_dim=32)
     model = S5VHModel(config)
     model.set_hash_centers(centers.centers)
     args = s5vh_training_arguments(
-        config, str(tmp_path / "run"), num_train_examples=240, num_train_epochs=25, save_strategy="no",
+        config, str(tmp_path / "run"), num_train_examples=240, num_train_epochs=40, save_strategy="no",
         logging_strategy="no", use_cpu=True, seed=0,
     )  # fmt: skip
     S5VHTrainer(model, args, splits["train"], clusters.pseudo_labels).train()

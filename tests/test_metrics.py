@@ -209,3 +209,30 @@ def test_the_metric_module_runs_without_the_package_and_has_a_card(tmp_path):
     assert both["map@5"] == pytest.approx(expected.map_at_k[5])
     assert both["standard_map@20"] == pytest.approx(expected.standard_map_at_k[20])
     assert alone["map@5"] == pytest.approx(evaluate_codes(db, db_ids, ks=(5,), protocol="all_vs_all").map_at_k[5])
+
+
+def test_codes_with_zero_bits_are_scored_as_the_release_scores_them():
+    """sign_tie_rule="zero" codes (the authors' inference) keep their 0 bits; distance (L − q·d)/2 ranks them."""
+    rng = np.random.default_rng(3)
+    database = rng.choice([-1, 0, 1], size=(40, 16), p=[0.45, 0.1, 0.45]).astype(np.int8)
+    queries = rng.choice([-1, 0, 1], size=(6, 16), p=[0.45, 0.1, 0.45]).astype(np.int8)
+    db_labels, q_labels = [[int(x)] for x in rng.integers(0, 3, 40)], [[int(x)] for x in rng.integers(0, 3, 6)]
+    report = evaluate_codes(database, db_labels, queries, q_labels, ks=(5, 10))
+    expected = []
+    for q, labels in zip(queries, q_labels):  # the release: 0.5 · (L − B_q · B_dbᵀ), stable by index
+        distance = 0.5 * (16 - database.astype(float) @ q.astype(float))
+        order = sorted(range(40), key=lambda i: (distance[i], i))[:10]
+        rel = np.array([bool(set(labels) & set(db_labels[i])) for i in order], float)
+        precision = np.cumsum(rel) / np.arange(1, 11)
+        expected.append((rel[:5] * precision[:5]).sum() / 5)
+    assert report.map_at_k[5] == pytest.approx(np.mean(expected))
+    assert report.pr_curve is None and report.code_length == 16
+    # A converted checkpoint evaluates without changing its config:
+    from s5vh_hf import S5VHModel
+
+    from .conftest import make_tiny_config
+
+    model = S5VHModel(make_tiny_config(sign_tie_rule="zero"))
+    videos = rng.standard_normal((20, 6, 24)).astype(np.float32)  # an even T gives ties
+    result = evaluate_retrieval(model, (videos, [[i % 2] for i in range(20)]), protocol="all_vs_all", ks=(5,))
+    assert 0 <= result.map_at_k[5] <= 1

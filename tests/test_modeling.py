@@ -62,7 +62,7 @@ def test_mixer_equals_transformers_mamba_mixer(implementation):
     torch.manual_seed(0)
     config = make_tiny_config(scan_implementation=implementation)
     model = S5VHModel(config)
-    ours = model.encoder.blocks[0].mamba1
+    ours = model.encoder.blocks[0].forward_mixer
     width = config.hidden_size
     theirs = MambaMixer(
         MambaConfig(
@@ -127,7 +127,7 @@ def test_bidirectional_an_early_frame_sees_a_later_one(share):
     before = model(features).frame_logits
     after = model(changed).frame_logits
     assert (before[0, 0] - after[0, 0]).abs().max() > 1e-7
-    assert (model.encoder.blocks[0].mamba2 is None) == share
+    assert (model.encoder.blocks[0].backward_mixer is None) == share
 
 
 def test_padding_and_batch_composition_do_not_change_a_video(tiny_model, tiny_config):
@@ -201,7 +201,7 @@ def test_gradients_reach_the_encoder_through_the_binarizer(tiny_config):
     assert out.reconstruction.shape == (9, tiny_config.feature_dim)
     loss.backward()
     assert model.encoder.patch_embed.weight.grad.abs().sum() > 0
-    assert model.encoder.blocks[0].mamba1.A_log.grad.abs().sum() > 0
+    assert model.encoder.blocks[0].forward_mixer.A_log.grad.abs().sum() > 0
     assert model.center_head.weight.grad is None  # frozen by default
 
 
@@ -348,6 +348,14 @@ def test_encode_rejects_ragged_object_arrays(tiny_model):
 def test_forward_rejects_bad_batches(tiny_model):
     with pytest.raises(ValueError, match="expected D=24, got 5"):
         tiny_model(torch.zeros(2, 3, 5))
+    with pytest.raises(TypeError, match="floating-point"):
+        tiny_model(torch.zeros(1, 3, 24, dtype=torch.int32))
+    # The checks that read the values (device syncs) are off in the training step and on with validate_inputs;
+    # encode() and the collator check their own inputs.
+    bad = torch.zeros(2, 3, 24)
+    bad[1, 2, 0] = float("inf")
+    tiny_model(bad)  # no check, no error
+    tiny_model.validate_inputs = True
     bad = torch.zeros(2, 3, 24)
     bad[1, 2, 0] = float("inf")
     with pytest.raises(ValueError, match="videos \\[1\\]"):
@@ -361,5 +369,16 @@ def test_forward_rejects_bad_batches(tiny_model):
         tiny_model(torch.zeros(1, 3, 24), frame_mask=torch.tensor([[False, False, False]]))
     with pytest.raises(ValueError, match="visible frame"):
         tiny_model(torch.zeros(1, 3, 24), visible_mask=torch.tensor([[False, False, False]]))
-    with pytest.raises(TypeError, match="floating-point"):
-        tiny_model(torch.zeros(1, 3, 24, dtype=torch.int32))
+    tiny_model.validate_inputs = False
+    with pytest.raises(ValueError, match="video 1 contains NaN"):
+        tiny_model.encode([np.zeros((3, 24), np.float32), np.full((3, 24), np.nan, np.float32)])
+
+
+def test_the_collator_refuses_non_finite_videos_by_name():
+    from s5vh_hf.data import TwoViewCollator
+
+    collator = TwoViewCollator(0.5, feature_dim=4, draw_views=False)
+    good, bad = np.zeros((3, 4), np.float32), np.zeros((3, 4), np.float32)
+    bad[1, 2] = np.inf
+    with pytest.raises(ValueError, match="'clip-7'"):
+        collator([{"features": good, "video_id": "clip-1"}, {"features": bad, "video_id": "clip-7"}])

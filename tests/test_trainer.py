@@ -128,14 +128,22 @@ def test_gradient_accumulation_scales_the_loss(feature_folder, tmp_path):
 def test_evaluation_callback_and_evaluate(feature_folder, tmp_path):
     model, train, clusters, args = _setup(feature_folder, tmp_path, num_train_epochs=2)
     validation = load_feature_dataset(feature_folder, split="validation")
-    callback = RetrievalEvaluationCallback(validation, None, every_n_epochs=1, ks=(5, 10), protocol="all_vs_all")
+    callback = RetrievalEvaluationCallback(every_n_epochs=1)
     trainer = S5VHTrainer(
         model, args, train, clusters.pseudo_labels, eval_database=validation, eval_protocol="all_vs_all",
-        eval_ks=(5,), callbacks=[callback],
+        eval_ks=(5, 10), callbacks=[callback],
     )  # fmt: skip
+    assert not hasattr(callback, "trainer")  # no back-pointer: it only raises the Trainer's should_evaluate flag
     trainer.train()
     evaluations = [e for e in trainer.state.log_history if "eval_map@10" in e]
     assert len(evaluations) == 2 and 0 < evaluations[-1]["eval_map@5"] <= 1
+    every_epoch = S5VHTrainer(  # the Trainer's own eval_strategy does the same without the callback
+        model, s5vh_training_arguments(model.config, str(tmp_path / "b"), num_train_epochs=2, eval_strategy="epoch",
+                                       per_device_train_batch_size=8, save_strategy="no", report_to="none"),
+        train, clusters.pseudo_labels, eval_database=validation, eval_protocol="all_vs_all", eval_ks=(5,),
+    )  # fmt: skip
+    every_epoch.train()
+    assert len([e for e in every_epoch.state.log_history if "eval_map@5" in e]) == 2
     metrics = trainer.evaluate()
     assert set(metrics) >= {"eval_map@5", "eval_standard_map@5", "eval_precision@5"}
 
@@ -218,3 +226,22 @@ def test_epoch_evaluation_selects_the_best_model_on_a_validation_split(feature_f
     assert len(evaluations) >= 2
     assert trainer.state.best_metric == max(e["eval_map@5"] for e in evaluations)
     assert trainer.state.best_model_checkpoint is not None
+
+
+@pytest.mark.parametrize("train_mode", [False, True])
+def test_pseudo_label_refresh_mode_follows_the_release_option(feature_folder, tmp_path, train_mode):
+    model, train, clusters, args = _setup(feature_folder, tmp_path, num_train_epochs=2)
+    model.config.refresh_in_train_mode = train_mode
+    modes = []
+    original = model.pseudo_label_logits
+
+    def recording(*a, **kw):
+        modes.append(model.training)
+        return original(*a, **kw)
+
+    model.pseudo_label_logits = recording
+    S5VHTrainer(model, args, train, clusters.pseudo_labels, health_probe=False).train()
+    assert modes and set(modes) == {train_mode}
+    from s5vh_hf.configuration_s5vh import RELEASE_COMPATIBILITY
+
+    assert RELEASE_COMPATIBILITY["refresh_in_train_mode"] is True
