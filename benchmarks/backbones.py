@@ -106,9 +106,8 @@ def _scan_path(model, device: str) -> str:
         return "-"
     mixer = model.encoder.blocks[0].forward_mixer
     probe = torch.zeros(1, 1, model.config.hidden_size, device=device)
-    if mixer._use_cuda_kernels(probe):
-        return "mamba-ssm CUDA"
-    return "C kernel" if mixer._use_cpu_kernels(probe) else "PyTorch scan"
+    names = {"cuda": "mamba-ssm CUDA", "cpu_kernel": "C kernel", "fast": "PyTorch scan", "reference": "reference scan"}
+    return names[mixer.scan_backend(probe)]
 
 
 def measure(backbone: str, frames: int, train: bool = False, repeats: int = 3) -> dict:

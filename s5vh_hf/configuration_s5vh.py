@@ -36,6 +36,9 @@ RELEASE_COMPATIBILITY: dict[str, Any] = dict(
 """Config options that reproduce the authors' released code (used by the checkpoint converter and by
 ``S5VHConfig.from_preset(..., release_compatible=True)``); the package's defaults train better."""
 FEATURE_NORMALIZATIONS = ("standardize", "none")
+SCAN_IMPLEMENTATIONS = ("auto", "cpu_kernel", "fast", "reference")
+"""Names of ``scan_implementation``; :func:`~s5vh_hf.selective_scan.resolve_scan_backend` turns them into the scan
+that runs."""
 
 
 class S5VHConfig(PretrainedConfig):
@@ -249,7 +252,7 @@ class S5VHConfig(PretrainedConfig):
             "decoder_token_order": DECODER_TOKEN_ORDERS,
             "initialization": INITIALIZATIONS,
             "feature_normalization": FEATURE_NORMALIZATIONS,
-            "scan_implementation": ("auto", "cpu_kernel", "fast", "reference"),
+            "scan_implementation": SCAN_IMPLEMENTATIONS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -227,7 +227,7 @@ def _read_mat_variables(path: Path) -> dict[str, Any]:
             return {k: np.asarray(handle[k]).T for k in handle.keys() if isinstance(handle[k], h5py.Dataset)}
     try:
         return {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
-    except (ValueError, OSError, NotImplementedError) as error:
+    except Exception as error:  # noqa: BLE001 - scipy raises many types for corrupt files (MatReadError, TypeError, …)
         raise ValueError(f"{path} is not a readable MATLAB file: {error}") from error
 
 

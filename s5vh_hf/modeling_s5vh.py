@@ -28,16 +28,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_s5vh import S5VHConfig
 from .cpu_kernels import causal_conv1d_silu
-from .selective_scan import cpu_kernel_preferred, selective_scan, selective_scan_cpu_kernel
-
-try:  # optional CUDA kernels (the `cuda` extra)
-    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _cuda_selective_scan
-except ImportError:  # pragma: no cover - depends on the environment
-    _cuda_selective_scan = None
-try:
-    from causal_conv1d import causal_conv1d_fn as _cuda_causal_conv1d
-except ImportError:  # pragma: no cover - depends on the environment
-    _cuda_causal_conv1d = None
+from .selective_scan import SCANS, cuda_causal_conv1d, cuda_selective_scan, resolve_scan_backend
 
 CodeOutput = Literal["pm1", "packed", "ubinary", "binary", "bool"]
 PACKED_OUTPUTS = ("packed", "ubinary", "binary")
@@ -173,19 +164,9 @@ class S5VHMambaMixer(nn.Module):
         self.D = nn.Parameter(torch.empty(inner))
         self.out_proj = nn.Linear(inner, width, bias=False)
 
-    def _use_cuda_kernels(self, hidden: torch.Tensor) -> bool:
-        return (
-            hidden.is_cuda
-            and self.config.scan_implementation == "auto"
-            and _cuda_selective_scan is not None
-            and _cuda_causal_conv1d is not None
-        )
-
-    def _use_cpu_kernels(self, hidden: torch.Tensor) -> bool:
-        implementation = self.config.scan_implementation
-        return implementation == "cpu_kernel" or (
-            implementation == "auto" and cpu_kernel_preferred(hidden.device, self.state_size)
-        )
+    def scan_backend(self, hidden: torch.Tensor) -> str:
+        """Which scan this mixer runs for ``hidden`` (:func:`~s5vh_hf.selective_scan.resolve_scan_backend`)."""
+        return resolve_scan_backend(self.config.scan_implementation, hidden.device, self.state_size)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """Time-major ``hidden`` ``[T, B, width]`` → ``[T, B, width]``."""
@@ -194,38 +175,25 @@ class S5VHMambaMixer(nn.Module):
         x = F.linear(hidden, self.in_proj.weight[:inner])
         gate = F.linear(hidden, self.in_proj.weight[inner:])
         A = -torch.exp(self.A_log.float())
-        if self._use_cuda_kernels(hidden):  # pragma: no cover - needs a GPU and the `cuda` extra
+        backend = self.scan_backend(hidden)
+        if backend == "cuda":  # pragma: no cover - needs a GPU and the `cuda` extra
             return self._forward_cuda(x, gate, A)
-        if self._use_cpu_kernels(hidden):  # fused C kernels: conv + SiLU, then Δ projection + scan + gate
+        if backend == "cpu_kernel":  # fused C kernels: conv + SiLU here, Δ projection + scan + gate in the scan
             bias = self.conv1d.bias.float() if self.conv1d.bias is not None else None
             x = causal_conv1d_silu(x.float(), self.conv1d.weight.float(), bias).to(hidden.dtype)
-            dt, B, C = self.x_proj(x).split([self.time_step_rank, self.state_size, self.state_size], dim=-1)
-            projection = (dt, self.dt_proj.weight, self.dt_proj.bias)
-            y = selective_scan_cpu_kernel(
-                x, None, A, B, C, self.D, z=gate, delta_softplus=True, time_major=True, delta_projection=projection
-            )
-            return self.out_proj(y)
-        x = F.silu(causal_depthwise_conv(x, self.conv1d.weight, self.conv1d.bias))
+        else:
+            x = F.silu(causal_depthwise_conv(x, self.conv1d.weight, self.conv1d.bias))
         dt, B, C = self.x_proj(x).split([self.time_step_rank, self.state_size, self.state_size], dim=-1)
-        y = selective_scan(
-            x,
-            self.dt_proj(dt),
-            A,
-            B,
-            C,
-            self.D,
-            z=gate,
-            delta_softplus=True,
-            implementation=self.config.scan_implementation,
-            time_major=True,
-        )
+        projection = (dt, self.dt_proj.weight, self.dt_proj.bias)
+        y = SCANS[backend](x, None, A, B, C, self.D, z=gate, delta_softplus=True, time_major=True,
+                           delta_projection=projection)  # fmt: skip
         return self.out_proj(y)
 
     def _forward_cuda(self, x: torch.Tensor, gate: torch.Tensor, A: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         channels_last = lambda t: t.permute(1, 2, 0).contiguous()  # noqa: E731 - [T, B, C] → [B, C, T]
-        x = _cuda_causal_conv1d(channels_last(x), self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu")
+        x = cuda_causal_conv1d(channels_last(x), self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu")
         dt, B, C = self.x_proj(x.permute(2, 0, 1)).split([self.time_step_rank, self.state_size, self.state_size], -1)
-        y = _cuda_selective_scan(
+        y = cuda_selective_scan(
             x,
             channels_last(dt @ self.dt_proj.weight.t()),
             A,

@@ -29,32 +29,72 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from .configuration_s5vh import SCAN_IMPLEMENTATIONS
 from .cpu_kernels import MAX_STATE_SIZE, load_cpu_kernels, require_cpu_kernels
 
+try:  # optional CUDA kernels (the `cuda` extra)
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as cuda_selective_scan
+except ImportError:  # pragma: no cover - depends on the environment
+    cuda_selective_scan = None
+try:
+    from causal_conv1d import causal_conv1d_fn as cuda_causal_conv1d
+except ImportError:  # pragma: no cover - depends on the environment
+    cuda_causal_conv1d = None
+
 ScanImplementation = Literal["auto", "cpu_kernel", "fast", "reference"]
+
 
 _LOG2_E = math.log2(math.e)
 _STATE_ELEMENTS_PER_CHUNK = 1 << 20
 """Sequences per block are chosen so that one ``[chunk, N, E]`` state holds about this many floats."""
 
 
+DeltaProjection = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]
+"""``(dt [b, T, R], weight [E, R], bias [E] or None)``: Mamba's low-rank Δ projection, ``delta = dt·weightᵀ + bias``."""
+
+
+def _prepare_delta(
+    delta: torch.Tensor | None, delta_projection: DeltaProjection | None, delta_softplus: bool
+) -> torch.Tensor:
+    """Δ of the PyTorch scans: projected when ``delta_projection`` is given, then softplus when asked."""
+    if (delta is None) == (delta_projection is None):
+        raise ValueError("pass exactly one of delta and delta_projection")
+    if delta_projection is not None:
+        dt, weight, bias = delta_projection
+        delta = F.linear(dt, weight, bias)
+    return F.softplus(delta) if delta_softplus else delta
+
+
 def selective_scan_reference(
     u: torch.Tensor,
-    delta: torch.Tensor,
+    delta: torch.Tensor | None,
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
     D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    time_major: bool = False,
+    delta_projection: DeltaProjection | None = None,
 ) -> torch.Tensor:
-    """Sequential selective scan, the oracle every fast path is checked against.
+    """Sequential selective scan, the oracle every fast path is checked against (signature of
+    :func:`selective_scan`, like mamba-ssm's ``selective_scan_ref`` next to ``selective_scan_fn``).
 
     The plain formulation of mamba-ssm's ``selective_scan_ref``: channels-first ``[b, E, T]`` tensors,
     ``exp(Δ·A)`` and ``Δ·u·B`` materialised as ``[b, E, T, N]``, then one step per frame. It is also the
-    "reference-scan path" the benchmarks compare against.
-
-    Shapes: ``u``, ``delta`` ``[b, T, E]``; ``A`` ``[E, N]``; ``B``, ``C`` ``[b, T, N]``; ``D`` ``[E]``.
-    Returns ``y`` ``[b, T, E]``. Differentiable through autograd.
+    "reference-scan path" the benchmarks compare against. Differentiable through autograd.
     """
+    delta = _prepare_delta(delta, delta_projection, delta_softplus)
+    if time_major:
+        u, delta, B, C = (t.transpose(0, 1) for t in (u, delta, B, C))
+    y = _reference_scan(u, delta, A, B, C, D)
+    if time_major:
+        y = y.transpose(0, 1)
+    return y * F.silu(z) if z is not None else y
+
+
+def _reference_scan(u, delta, A, B, C, D) -> torch.Tensor:
+    """``[b, T, ·]`` in, ``y`` ``[b, T, E]`` out."""
     u, delta, B, C = (t.transpose(1, 2) for t in (u, delta, B, C))  # [b, E, T] and [b, N, T]
     decay = torch.exp(torch.einsum("bdl,dn->bdln", delta, A))
     drive = torch.einsum("bdl,bnl,bdl->bdln", delta, B, u)
@@ -245,18 +285,27 @@ def _fast_backward(grad_y, u, delta, A, B, C, D):
 
 def selective_scan_fast(
     u: torch.Tensor,
-    delta: torch.Tensor,
+    delta: torch.Tensor | None,
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
     D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_softplus: bool = False,
     time_major: bool = False,
+    delta_projection: DeltaProjection | None = None,
 ) -> torch.Tensor:
-    """Cache-blocked PyTorch selective scan with an analytic backward pass; same contract as the reference.
+    """Cache-blocked PyTorch selective scan with an analytic backward pass; signature of :func:`selective_scan`.
 
     With ``time_major=True`` every sequence tensor is ``[T, b, ·]`` instead of ``[b, T, ·]`` (the model's
     internal layout, which saves two transposes per call). Computes in float32 and returns ``u``'s dtype.
     """
+    delta = _prepare_delta(delta, delta_projection, delta_softplus)
+    y = _fast_scan(u, delta, A, B, C, D, time_major)
+    return y * F.silu(z) if z is not None else y
+
+
+def _fast_scan(u, delta, A, B, C, D, time_major: bool) -> torch.Tensor:
     dtype = u.dtype
     tensors = [t.float() if t is not None else None for t in (u, delta, A, B, C, D)]
     if not time_major:
@@ -295,14 +344,33 @@ class _KernelSelectiveScan(torch.autograd.Function):
 
 def cpu_kernel_supports(device: torch.device, state_size: int) -> bool:
     """Whether the fused C kernel can run a scan on ``device`` with N = ``state_size``: CPU tensors, N ≤ 256,
-    and a compiled kernel."""
+    and a compiled kernel (none when ``S5VH_CPU_KERNEL=0``)."""
     return device.type == "cpu" and state_size <= MAX_STATE_SIZE and load_cpu_kernels() is not None
 
 
+def resolve_scan_backend(requested: str, device: torch.device, state_size: int) -> str:
+    """The one place that decides which scan runs: ``"cuda"`` (mamba-ssm and causal-conv1d on a GPU),
+    ``"cpu_kernel"``, ``"fast"`` or ``"reference"``, from the configured implementation, the tensors' device, the
+    state size and what is installed or built (``S5VH_CPU_KERNEL=0`` disables the C kernels).
+
+    ``"auto"`` takes CUDA kernels on a GPU when installed, the C kernel on CPU when it was built for this CPU's
+    vector instructions (a portable SSE2 build is slower than the PyTorch scan, which dispatches to AVX2/AVX-512
+    itself), else the PyTorch scan. An explicit choice is honoured (and fails clearly where it cannot run).
+    """
+    if requested not in SCAN_IMPLEMENTATIONS:
+        raise ValueError(f"Unknown selective-scan implementation {requested!r}; use one of {SCAN_IMPLEMENTATIONS}")
+    if requested != "auto":
+        return requested
+    if device.type == "cuda" and cuda_selective_scan is not None and cuda_causal_conv1d is not None:
+        return "cuda"
+    if cpu_kernel_supports(device, state_size) and load_cpu_kernels().native:
+        return "cpu_kernel"
+    return "fast"
+
+
 def cpu_kernel_preferred(device: torch.device, state_size: int) -> bool:
-    """What ``"auto"`` asks: the kernel can run and was built for this CPU's vector instructions (a portable
-    SSE2 build is slower than the PyTorch scan, which dispatches to AVX2/AVX-512 itself)."""
-    return cpu_kernel_supports(device, state_size) and load_cpu_kernels().native
+    """Whether ``"auto"`` takes the C kernel for tensors on ``device`` (see :func:`resolve_scan_backend`)."""
+    return resolve_scan_backend("auto", device, state_size) == "cpu_kernel"
 
 
 def selective_scan_cpu_kernel(
@@ -315,7 +383,7 @@ def selective_scan_cpu_kernel(
     z: torch.Tensor | None = None,
     delta_softplus: bool = False,
     time_major: bool = False,
-    delta_projection: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None,
+    delta_projection: DeltaProjection | None = None,
 ) -> torch.Tensor:
     """Fused C selective scan (CPU): ``(scan(u, softplus?(delta)) + D·u) ⊙ silu(z)`` in one pass, with a fused
     backward pass. Shapes as in :func:`selective_scan`; computes in float32 and returns ``u``'s dtype.
@@ -354,37 +422,29 @@ def selective_scan_cpu_kernel(
 
 def selective_scan(
     u: torch.Tensor,
-    delta: torch.Tensor,
+    delta: torch.Tensor | None,
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
     D: torch.Tensor | None = None,
     z: torch.Tensor | None = None,
     delta_softplus: bool = False,
-    implementation: ScanImplementation = "auto",
     time_major: bool = False,
+    delta_projection: DeltaProjection | None = None,
+    implementation: ScanImplementation = "auto",
 ) -> torch.Tensor:
     """Selective scan ``(scan(u, Δ) + D·u) ⊙ silu(z)`` with ``Δ = softplus(delta)`` when ``delta_softplus``.
 
-    ``implementation``: ``"auto"`` (the fused C kernel for CPU tensors when it is available, else ``"fast"``),
-    ``"cpu_kernel"``, ``"fast"`` or ``"reference"``; see the module docstring. Shapes: ``u``, ``delta``, ``z``
-    ``[b, T, E]`` (``[T, b, E]`` with ``time_major=True``); ``A`` ``[E, N]``; ``B``, ``C`` ``[b, T, N]`` (or
-    ``[T, b, N]``); ``D`` ``[E]``. Returns ``[b, T, E]`` (or ``[T, b, E]``).
+    ``implementation``: ``"auto"``, ``"cpu_kernel"``, ``"fast"`` or ``"reference"``, resolved by
+    :func:`resolve_scan_backend`; every backend has this signature (:data:`SCANS`). Shapes: ``u``, ``delta``,
+    ``z`` ``[b, T, E]`` (``[T, b, E]`` with ``time_major=True``); ``A`` ``[E, N]``; ``B``, ``C`` ``[b, T, N]`` (or
+    ``[T, b, N]``); ``D`` ``[E]``. ``delta_projection`` = ``(dt, weight, bias)`` gives Δ as
+    ``dt·weightᵀ + bias`` instead of ``delta`` (pass ``delta=None``). Returns ``[b, T, E]`` (or ``[T, b, E]``).
     """
-    if implementation not in ("auto", "cpu_kernel", "fast", "reference"):
-        raise ValueError(
-            f"Unknown selective-scan implementation {implementation!r}; use 'auto', 'cpu_kernel', 'fast' or 'reference'"
-        )
-    if implementation == "cpu_kernel" or (implementation == "auto" and cpu_kernel_preferred(u.device, A.shape[-1])):
-        return selective_scan_cpu_kernel(u, delta, A, B, C, D, z, delta_softplus, time_major=time_major)
-    if delta_softplus:
-        delta = F.softplus(delta)
-    if implementation == "reference":
-        if time_major:
-            swap = lambda t: t.transpose(0, 1)  # noqa: E731
-            y = swap(selective_scan_reference(swap(u), swap(delta), A, swap(B), swap(C), D))
-        else:
-            y = selective_scan_reference(u, delta, A, B, C, D)
-    else:
-        y = selective_scan_fast(u, delta, A, B, C, D, time_major=time_major)
-    return y * F.silu(z) if z is not None else y
+    backend = resolve_scan_backend(implementation, u.device, A.shape[-1])
+    scan = SCANS.get(backend, selective_scan_fast)  # "cuda" needs the mixer's layout; a bare scan runs PyTorch's
+    return scan(u, delta, A, B, C, D, z, delta_softplus, time_major, delta_projection)
+
+
+SCANS = {"reference": selective_scan_reference, "fast": selective_scan_fast, "cpu_kernel": selective_scan_cpu_kernel}
+"""The scan of each backend, all with :func:`selective_scan`'s signature."""

@@ -328,6 +328,13 @@ def corrupt_mat_labels(tmp: Path):
 
     with h5py.File(tmp / "f.h5", "w") as handle:
         handle["feats"] = np.random.default_rng(0).standard_normal((5, 4, 24)).astype(np.float32)
+    for seed in range(20):  # several corruptions: scipy fails in different places (and exception types)
+        noise = np.random.default_rng(seed).integers(0, 256, 300, dtype=np.uint8).tobytes()
+        (tmp / "labels.mat").write_bytes(b"MATLAB 5.0 MAT-file" + noise)
+        outcome = expect_clear(*cli("convert-features", str(tmp / "f.h5"), "--split", "train", "--labels",
+                                    str(tmp / "labels.mat"), "--out", str(tmp / "ds")), "labels.mat")  # fmt: skip
+        if outcome[0] != "clear":
+            return outcome
     (tmp / "labels.mat").write_bytes(b"MATLAB 5.0 MAT-file" + os.urandom(300))
     return expect_clear(*cli("convert-features", str(tmp / "f.h5"), "--split", "train", "--labels",
                              str(tmp / "labels.mat"), "--out", str(tmp / "ds")), "labels.mat")  # fmt: skip

@@ -1,5 +1,6 @@
 """The fused C kernels (selective scan, causal conv + SiLU) against the PyTorch oracles, and their fallbacks."""
 
+import ctypes
 import importlib
 import logging
 import os
@@ -7,6 +8,7 @@ import platform
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -190,7 +192,7 @@ def test_auto_does_not_take_a_portable_build(tmp_path, monkeypatch):
     torch.manual_seed(0)
     model = S5VHModel(make_tiny_config())
     features = torch.randn(2, 6, model.config.feature_dim)
-    assert not model.encoder.blocks[0].forward_mixer._use_cpu_kernels(features)
+    assert model.encoder.blocks[0].forward_mixer.scan_backend(features) != "cpu_kernel"
     u, delta_raw, A, B, C, D, z = _scan_inputs(4, 2, 16, 16, seed=5)
     auto = selective_scan(u, delta_raw, A, B, C, D, z=z, delta_softplus=True)
     pytorch = selective_scan(u, delta_raw, A, B, C, D, z=z, delta_softplus=True, implementation="fast")
@@ -324,5 +326,60 @@ def test_auto_falls_back_to_pytorch_for_state_sizes_the_kernel_does_not_take(mon
     reference = S5VHModel(make_tiny_config(scan_implementation="fast"))
     reference.load_state_dict(model.state_dict())
     features = torch.randn(2, 6, model.config.feature_dim)
-    assert not model.encoder.blocks[0].forward_mixer._use_cpu_kernels(features)
+    assert model.encoder.blocks[0].forward_mixer.scan_backend(features) != "cpu_kernel"
     torch.testing.assert_close(model(features).frame_logits, reference(features).frame_logits, rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------------- the C source and its boundary
+
+CSRC = Path(kernels_module.__file__).with_name("csrc") / "cpu_kernels.c"
+
+
+@pytest.mark.skipif(kernels_module._compiler() is None, reason="needs a C compiler")
+@pytest.mark.parametrize("flags", [[], ["-fopenmp"], ["-march=native", "-DS5VH_NATIVE", "-fopenmp"]],
+                         ids=["portable", "openmp", "native"])  # fmt: skip
+def test_the_c_source_compiles_without_a_warning(tmp_path, flags):
+    result = subprocess.run(
+        [kernels_module._compiler(), "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-std=gnu11", *flags,
+         str(CSRC), "-o", str(tmp_path / "k.so")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if result.returncode and "fopenmp" in result.stderr and "-fopenmp" in flags:
+        pytest.skip("the compiler has no OpenMP")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_the_remote_code_copy_of_the_c_source_is_generated_from_the_c_file():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "sync", Path(__file__).resolve().parents[1] / "scripts" / "sync_kernel_source.py"
+    )
+    sync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync)
+    generated = Path(kernels_module.__file__).with_name("cpu_kernels_source.py").read_text()
+    assert generated == sync.render(CSRC.read_text()), "run python scripts/sync_kernel_source.py"
+    from s5vh_hf.cpu_kernels_source import C_SOURCE
+
+    assert C_SOURCE == CSRC.read_text()
+
+
+@pytest.mark.skipif(kernels_module._compiler() is None, reason="needs a C compiler")
+def test_the_ctypes_structures_mirror_the_c_structs(tmp_path):
+    """Field offsets and sizes as the C compiler lays them out, against ctypes'."""
+    structures = {"s5vh_scan_call": kernels_module.ScanCall, "s5vh_conv_call": kernels_module.ConvCall}
+    lines = [f'#include "{CSRC}"', "#include <stdio.h>", "#include <stddef.h>", "int main(void) {"]
+    for c_name, structure in structures.items():
+        lines.append(f'printf("{c_name} size %zu\\n", sizeof({c_name}));')
+        for field, _ in structure._fields_:
+            lines.append(f'printf("{c_name} {field} %zu\\n", offsetof({c_name}, {field}));')
+    lines.append("return 0; }")
+    (tmp_path / "layout.c").write_text("\n".join(lines))
+    subprocess.run([kernels_module._compiler(), "-std=gnu11", str(tmp_path / "layout.c"), "-o", str(tmp_path / "layout")],
+                   check=True, capture_output=True)  # fmt: skip
+    printed = subprocess.run([str(tmp_path / "layout")], capture_output=True, text=True, check=True).stdout.split("\n")
+    c_layout = {tuple(line.split()[:2]): int(line.split()[2]) for line in printed if line}
+    for c_name, structure in structures.items():
+        assert c_layout[(c_name, "size")] == ctypes.sizeof(structure)
+        for field, _ in structure._fields_:
+            assert c_layout[(c_name, field)] == getattr(structure, field).offset, (c_name, field)

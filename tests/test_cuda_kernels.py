@@ -32,7 +32,7 @@ def test_installed_cuda_kernels_are_picked_up():
     assert modeling_s5vh._cuda_causal_conv1d is not None, "causal-conv1d is not installed or did not import"
     model = S5VHModel(make_tiny_config(hidden_size=32)).cuda()
     mixer = model.encoder.blocks[0].forward_mixer
-    assert mixer._use_cuda_kernels(torch.zeros(2, 2, 32, device="cuda"))
+    assert mixer.scan_backend(torch.zeros(2, 2, 32, device="cuda")) == "cuda"
 
 
 @pytest.mark.parametrize("cpu_implementation", ["reference", "cpu_kernel"])
