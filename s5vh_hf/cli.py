@@ -11,7 +11,8 @@ from pathlib import Path
 
 EXAMPLES = {
     "demo": "s5vh demo                       # everything, on the embedded synthetic dataset\n"
-    "s5vh demo --epochs 3 --out /tmp/demo",
+    "s5vh demo --epochs 3 --out /tmp/demo\n"
+    "s5vh demo --videos                # from synthetic video files: extract, train, index, search with a video",
     "convert-features": "s5vh convert-features fcv_train_feats.h5 --split train --labels fcv_train_labels.mat --out fcvid/",
     "preprocess": "s5vh preprocess fcvid/ --bits 64 --clusters 450 --out fcvid-centers/",
     "train": "s5vh train fcvid/ --preset fcvid-64 --centers fcvid-centers/hash_centers_64.safetensors --out runs/fcvid-64",
@@ -20,10 +21,16 @@ EXAMPLES = {
     "--out codes/   # 2 processes, GPU or not",
     "evaluate": "s5vh evaluate runs/fcvid-64 fcvid/ --protocol fcvid --json report.json --plot curves.png",
     "search": "s5vh search runs/fcvid-64 fcvid/ --database-split database --query-split query --k 10 --limit 3\n"
+    "s5vh search my-index/ --query-video clip.mp4 --k 10   # search an index with a video\n"
     "s5vh search runs/fcvid-64 fcvid/ --database-codes codes/   # reuse the codes of `s5vh encode`",
     "push": "s5vh push runs/fcvid-64 me/s5vh-fcvid-64 --private",
+    "extract": "s5vh extract my-videos/ --extractor vgg16 --frames 25 --out my-features/ --split database",
+    "index": "s5vh index s5vh-fcvid-64 my-videos/ --extractor vgg16 --out my-index/",
     "convert-checkpoint": "s5vh convert-checkpoint fcvid_64.pth --preset fcvid-64 --centers hash_center_64.h5 --out s5vh-fcvid-64",
 }
+
+
+DEMO_OUT = "s5vh-output/demo"
 
 
 class CLIError(Exception):
@@ -34,9 +41,15 @@ class CLIError(Exception):
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.videos:
+        from .video_demo import run_video_demo
+
+        out = Path(args.out) if args.out != DEMO_OUT else Path("s5vh-output/video-demo")
+        run_video_demo(out_dir=out, epochs=args.epochs or 40, seed=args.seed, show_progress=not args.quiet)
+        return 0
     from .demo import run_demo
 
-    run_demo(out_dir=Path(args.out), epochs=args.epochs, seed=args.seed, show_progress=not args.quiet)
+    run_demo(out_dir=Path(args.out), epochs=args.epochs or 12, seed=args.seed, show_progress=not args.quiet)
     return 0
 
 
@@ -286,6 +299,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
+    if args.query_video:
+        return _search_by_video(args)
+    if args.dataset is None:
+        raise CLIError("search needs MODEL DATASET, or INDEX --query-video CLIP")
     from .data import load_feature_dataset, videos_and_labels
     from .encoding import load_codes_for_model
     from .retrieval import HammingIndex
@@ -312,6 +329,82 @@ def _search(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
         print(f"wrote {args.json}")
+    return 0
+
+
+def _search_by_video(args: argparse.Namespace) -> int:
+    from .frame_encoders import load_frame_encoder
+    from .video_index import VideoIndex
+
+    index = VideoIndex(args.model)
+    manifest = index.manifest
+    model = _load_model(args.with_model or manifest["model"]["source"] or "")
+    extractor = args.extractor or (manifest.get("extractor") or {}).get("source")
+    if not extractor:
+        raise CLIError(f"{args.model} records no frame extractor; pass --extractor")
+    encoder = load_frame_encoder(extractor)
+    results = index.search_videos(args.query_video, model, encoder, k=args.k)
+    output = []
+    for query, hits in zip(args.query_video, results):
+        output.append({"query": query, "results": [h.__dict__ for h in hits]})
+        if not args.json:
+            print(f"{query}:")
+            for rank, hit in enumerate(hits, 1):
+                print(f"  {rank}. {hit.path or hit.video_id}  (Hamming {hit.hamming})")
+    if args.json:
+        Path(args.json).write_text(json.dumps(output, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from .extraction import extract_video_features
+    from .frame_encoders import load_frame_encoder
+
+    labels = json.loads(Path(args.labels).read_text()) if args.labels else None
+    encoder = load_frame_encoder(args.extractor)
+    report = extract_video_features(
+        args.videos, args.out, encoder, split=args.split, num_frames=None if args.fps else args.frames,
+        fps=args.fps, labels=labels, chunk_size=args.chunk_size, batch_frames=args.batch_frames,
+        decode_workers=args.decode_workers,
+    )  # fmt: skip
+    if report.written:
+        print(report.summary())
+        print(f"report: {Path(args.out) / f'extraction_report_{args.split}.json'}")
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from .data import load_feature_dataset
+    from .video_index import build_video_index
+
+    model = _load_model(args.model)
+    source = Path(args.source)
+    extractor = None
+    frames = args.frames
+    if source.is_dir() and (source / "README.md").is_file() and (source / "data").is_dir():  # a feature dataset
+        features = load_feature_dataset(source, split=args.split)
+        report = source / f"extraction_report_{args.split}.json"
+        if report.is_file():
+            recorded = json.loads(report.read_text())
+            extractor, frames = recorded.get("encoder"), recorded.get("options", {}).get("num_frames") or frames
+    else:  # videos: extract first, into the index folder
+        from .extraction import extract_video_features
+        from .frame_encoders import load_frame_encoder
+
+        if not args.extractor:
+            raise CLIError("indexing video files needs --extractor (e.g. vgg16 for the FCVID/UCF101 presets)")
+        encoder = load_frame_encoder(args.extractor)
+        if encoder.feature_dim != model.config.feature_dim:
+            raise CLIError(f"extractor {args.extractor} gives D = {encoder.feature_dim}, the model reads "
+                           f"D = {model.config.feature_dim}")  # fmt: skip
+        report = extract_video_features(source, Path(args.out) / "features", encoder, split=args.split,
+                                        num_frames=frames, decode_workers=args.decode_workers)  # fmt: skip
+        print(report.summary())
+        features = load_feature_dataset(Path(args.out) / "features", split=args.split)
+        extractor = encoder.identity
+    out = build_video_index(model, features, args.out, extractor, num_frames=frames)
+    print(f"indexed {len(features)} videos in {out}")
     return 0
 
 
@@ -352,10 +445,13 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     demo = command("demo", "run the end-to-end demo on the embedded synthetic dataset", _demo)
-    demo.add_argument("--out", default="s5vh-output/demo", help="output folder (default s5vh-output/demo)")
-    demo.add_argument("--epochs", type=int, default=12, help="training epochs (default 12, about 35 s here)")
+    demo.add_argument("--out", default=DEMO_OUT, help="output folder (default s5vh-output/demo, or "
+                      "s5vh-output/video-demo with --videos)")  # fmt: skip
+    demo.add_argument("--epochs", type=int, help="training epochs (default 12, about 20 s here; 40 with --videos)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--videos", action="store_true", help="the raw-video demo: synthetic video files → extract → "
+                      "train → index → search with a video")  # fmt: skip
 
     convert = command("convert-features", "convert HDF5 (+ .mat labels) features to parquet shards", _convert_features)
     convert.add_argument("features", help="HDF5 file with a 'feats' dataset [N, T, D]")
@@ -431,8 +527,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="record the results in a local model folder's card (default: on)")  # fmt: skip
 
     se = command("search", "top-k database videos for query videos", _search)
-    se.add_argument("model", help="model folder or Hub repo id")
-    se.add_argument("dataset", help="feature dataset folder or Hub repo id")
+    se.add_argument("model", metavar="MODEL_OR_INDEX", help="model folder or Hub repo id (or, with --query-video, "
+                    "an index folder from `s5vh index`)")  # fmt: skip
+    se.add_argument("dataset", nargs="?", help="feature dataset folder or Hub repo id")
+    se.add_argument("--query-video", action="append", help="a video file to search with (repeatable)")
+    se.add_argument("--with-model", help="the model, when the index's manifest does not point to it")
+    se.add_argument("--extractor", help="the frame extractor (default: the one the index records)")
     se.add_argument("--database-split", default="database")
     se.add_argument("--query-split", default="query")
     se.add_argument("--k", type=int, default=10)
@@ -440,6 +540,29 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--json", help="write the results as JSON instead of printing")
     se.add_argument("--database-codes", help="codes.parquet written by `s5vh encode` (or its --out folder) for the "
                     "database: no re-encoding")  # fmt: skip
+
+    ex = command("extract", "extract frame features from video files into a feature dataset", _extract)
+    ex.add_argument("videos", help="a folder of videos (recursive), a .txt list of paths, or one video")
+    ex.add_argument("--extractor", default="vgg16", help="vgg16 (4096-d, FCVID/UCF101/HMDB51), resnet50 (2048-d, "
+                    "ActivityNet), dinov2, clip, or any Hub id / local folder")  # fmt: skip
+    ex.add_argument("--out", required=True, help="feature dataset folder")
+    ex.add_argument("--split", default="train")
+    ex.add_argument("--frames", type=int, default=25, help="frames sampled per video (25; 30 for ActivityNet)")
+    ex.add_argument("--fps", type=float, help="sample this many frames per second instead of --frames")
+    ex.add_argument("--labels", help="JSON file: video path (relative to the folder) → class id(s)")
+    ex.add_argument("--chunk-size", type=int, default=64, help="videos per resumable chunk")
+    ex.add_argument("--batch-frames", type=int, default=128, help="frames per encoder call")
+    ex.add_argument("--decode-workers", type=int, default=2, help="decoding threads (they overlap the encoder)")
+
+    ix = command("index", "build a Hamming index of a video collection (extracting features when given videos)",
+                 _index)  # fmt: skip
+    ix.add_argument("model", help="model folder or Hub repo id")
+    ix.add_argument("source", help="a folder of videos, or a feature dataset folder")
+    ix.add_argument("--out", required=True, help="index folder")
+    ix.add_argument("--extractor", help="frame extractor for video files (see `s5vh extract`)")
+    ix.add_argument("--split", default="database")
+    ix.add_argument("--frames", type=int, default=25)
+    ix.add_argument("--decode-workers", type=int, default=2)
 
     push = command("push", "push a saved model (with its model card) to the Hub", _push)
     push.add_argument("model", help="model folder")
@@ -469,7 +592,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = args.handler(args)
         succeeded = True
-    except (CLIError, ValueError, TypeError, FileNotFoundError, KeyError, OSError, FloatingPointError) as error:
+    except (
+        CLIError,
+        ValueError,
+        TypeError,
+        FileNotFoundError,
+        KeyError,
+        OSError,
+        FloatingPointError,
+        ImportError,
+    ) as error:
         if args.debug:
             raise
         message = str(error).splitlines()[0] if str(error) else type(error).__name__

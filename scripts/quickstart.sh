@@ -11,7 +11,7 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${S5VH_TORCH:-torch==2.13.0}"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev,video]"
 export HF_HUB_OFFLINE=1
 task="${1:-}"
 shift || true

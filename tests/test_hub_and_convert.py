@@ -185,7 +185,13 @@ def test_model_card_has_metadata_usage_and_evaluation(tmp_path, tiny_model, tiny
 
 def test_remote_code_loads_without_the_package(tmp_path, tiny_model, tiny_config):
     tiny_model.save_pretrained(tmp_path / "model")
-    for name in ("modeling_s5vh.py", "configuration_s5vh.py", "selective_scan.py", "cpu_kernels.py", "cpu_kernels_source.py"):
+    for name in (
+        "modeling_s5vh.py",
+        "configuration_s5vh.py",
+        "selective_scan.py",
+        "cpu_kernels.py",
+        "cpu_kernels_source.py",
+    ):
         assert (tmp_path / "model" / name).exists()
     videos = np.random.default_rng(1).standard_normal((4, 6, tiny_config.feature_dim)).astype(np.float32)
     np.save(tmp_path / "videos.npy", videos)
