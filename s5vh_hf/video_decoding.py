@@ -1,7 +1,9 @@
 """Decoding video files into a fixed number of RGB frames sampled uniformly over their duration (PyAV).
 
-Frames are found by *seeking*: for each of the T sample times the container seeks to the nearest key frame before
-it and decodes forward to the first frame at or after that time, instead of decoding every frame of the file.
+Frames are found by *seeking*: the key frames are listed from the packets (no decoding), and for each of the T
+sample times the decoder jumps to the last key frame before it only when that key frame lies ahead of where it
+stands, then decodes forward to the first frame at or after the time. Long videos with frequent key frames decode
+a small fraction of their frames; no video decodes more than all of them.
 A file that cannot be decoded raises :class:`BadVideo` with the reason (the extractor skips it and reports it).
 """
 
@@ -125,15 +127,35 @@ def _frame_time(frame, stream) -> float:
     return float(frame.pts * stream.time_base)
 
 
+def _keyframe_times(container, stream) -> list[float]:
+    """Times of the key frames, from the packets alone (demuxing reads the file but decodes nothing)."""
+    times = [
+        float(packet.pts * stream.time_base)
+        for packet in container.demux(stream)
+        if packet.is_keyframe and packet.pts is not None
+    ]
+    return sorted(times)
+
+
 def _seek_frames(container, stream, times: np.ndarray) -> list:
-    """For each time: seek to the key frame before it, decode to the first frame at or after it."""
-    frames = []
+    """For each time, the first frame at or after it, decoding as little as possible: a seek to the last key
+    frame before the time when one lies ahead of the current position (a new group of pictures), else decoding
+    on from where the previous sample stopped. Never decodes more frames than decoding everything would."""
+    keyframes = _keyframe_times(container, stream)
+    frames, decoder, position, chosen = [], None, -np.inf, None
     for target in times:
-        container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
+        if chosen is not None and position >= target - 1e-6:  # two samples within one frame interval
+            frames.append(chosen)
+            continue
+        before = [k for k in keyframes if k <= target + 1e-6]
+        keyframe = before[-1] if before else 0.0
+        if decoder is None or keyframe > position + 1e-6:
+            container.seek(int(keyframe / stream.time_base), stream=stream, backward=True, any_frame=False)
+            decoder = container.decode(stream)
         chosen = None
-        for frame in container.decode(stream):
-            chosen = frame
-            if _frame_time(frame, stream) >= target - 1e-6:
+        for frame in decoder:
+            chosen, position = frame, _frame_time(frame, stream)
+            if position >= target - 1e-6:
                 break
         if chosen is None:
             break
