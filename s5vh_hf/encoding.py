@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .launch import process_state
+
 CODES_FORMAT = "s5vh-codes-v2"
 
 
@@ -85,16 +87,13 @@ def encode_dataset_to_files(
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from accelerate import PartialState
 
     from .data import validate_feature_dataset
 
     validate_feature_dataset(dataset)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    # Without cpu=True a GPU-less machine never joins the process group, and every process would encode and
-    # merge everything.
-    state = PartialState(cpu=not torch.cuda.is_available())
+    state = process_state()
     out_dir = Path(out_dir)
     (out_dir / "chunks").mkdir(parents=True, exist_ok=True)
     total = len(dataset)

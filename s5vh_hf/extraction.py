@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .frame_encoders import FrameEncoder
+from .launch import process_state
 from .modeling_s5vh import progress_bar
 from .video_decoding import BadVideo, find_videos, read_frames
 
@@ -122,7 +123,6 @@ def extract_video_features(
 
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from accelerate import PartialState
 
     from .shards import StagedSplit, cast_features, check_split_name
 
@@ -131,7 +131,7 @@ def extract_video_features(
     paths = find_videos(root) if root is not None else [Path(p) for p in videos]
     if not paths:
         raise ValueError(f"no video files found in {videos}")
-    state = PartialState()
+    state = process_state()
     options = {"num_frames": num_frames, "fps": fps}
     key = _settings_key(encoder, options, paths)
     work = Path(out_dir) / ".extract" / split

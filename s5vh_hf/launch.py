@@ -29,3 +29,24 @@ def warn_on_launch_mismatch() -> None:
     message = launch_mismatch()
     if message:
         print(f"warning: {message}", file=sys.stderr)
+
+
+def has_accelerator() -> bool:
+    """Whether torch sees a GPU (CUDA/ROCm), Apple MPS or Intel XPU device."""
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    xpu = getattr(torch, "xpu", None)
+    return (
+        torch.cuda.is_available()
+        or bool(mps is not None and mps.is_available())
+        or bool(xpu is not None and xpu.is_available())
+    )
+
+
+def process_state():
+    """accelerate's ``PartialState``, joining the process group of ``accelerate launch`` also on a machine without
+    an accelerator (where it must be told to use the CPU, or every process would run alone)."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not has_accelerator())

@@ -23,6 +23,7 @@ from .data import IndexedFeatureDataset, TwoViewCollator, videos_and_labels
 from .evaluation import DEFAULT_KS, evaluate_retrieval
 from .hash_centers import frame_feature_statistics
 from .health import COLLAPSE_HINT, code_health, collapse_warnings
+from .launch import has_accelerator
 from .masking import two_view_visible_masks
 from .modeling_s5vh import S5VHModel
 from .slg import two_view_slg_loss
@@ -48,17 +49,6 @@ def batch_size_for(num_train_examples: int, preset_batch_size: int = 128) -> int
     ``STEPS_PER_EPOCH_TARGET`` optimiser steps (never below ``MIN_BATCH_SIZE`` or above the data set)."""
     wanted = max(MIN_BATCH_SIZE, num_train_examples // STEPS_PER_EPOCH_TARGET)
     return max(2, min(preset_batch_size, wanted, num_train_examples))
-
-
-def has_accelerator() -> bool:
-    """Whether torch sees a GPU (CUDA/ROCm), Apple MPS or Intel XPU device."""
-    mps = getattr(torch.backends, "mps", None)
-    xpu = getattr(torch, "xpu", None)
-    return (
-        torch.cuda.is_available()
-        or bool(mps is not None and mps.is_available())
-        or bool(xpu is not None and xpu.is_available())
-    )
 
 
 def s5vh_training_arguments(

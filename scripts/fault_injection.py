@@ -650,6 +650,59 @@ def planted_library_in_a_shared_cache(tmp: Path):
     return "clear", "refused: " + [line for line in result.stderr.splitlines() if "not used" in line][0][-100:]
 
 
+def _video_folder(tmp: Path, count: int = 6) -> tuple[Path, Path]:
+    """A few synthetic videos and a tiny random VGG frame encoder."""
+    import torch
+
+    from s5vh_hf.frame_encoders import VGGFeatures, save_vgg
+    from s5vh_hf.synthetic_videos import class_names, render_frames, write_video
+
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        name = class_names()[index % len(class_names())]
+        write_video(tmp / "videos" / f"{index:03d}.mp4", render_frames(name, 12, 48, rng))
+    torch.manual_seed(0)
+    return tmp / "videos", save_vgg(VGGFeatures(width=1 / 32, hidden=24), tmp / "vgg")
+
+
+@case("extract videos")
+def corrupt_and_audio_only_videos_among_good_ones(tmp: Path):
+    videos, encoder = _video_folder(tmp)
+    (videos / "zz-corrupt.mp4").write_bytes((videos / "000.mp4").read_bytes()[:300])
+    (videos / "zz-empty.mp4").write_bytes(b"")
+    status, err = cli("extract", str(videos), "--extractor", str(encoder), "--frames", "6", "--out", str(tmp / "f"),
+                      "--chunk-size", "3")  # fmt: skip
+    if status != 0:
+        return "crash", err.strip()[-160:]
+    report = json.loads((tmp / "f" / "extraction_report_train.json").read_text())
+    skipped = sorted(Path(p).name for p in report["skipped"])
+    ids, _ = split_contents(tmp / "f", "train")
+    if skipped != ["zz-corrupt.mp4", "zz-empty.mp4"] or len(ids) != 6:
+        return "lost", f"skipped {skipped}, {len(ids)} videos written"
+    return "clear", f"6 videos written, 2 skipped with reasons: {list(report['skipped'].values())[0][:60]}"
+
+
+@case("kill -9")
+def kill_during_extraction_then_rerun(tmp: Path):
+    videos, encoder = _video_folder(tmp, count=10)
+    argv = ["extract", str(videos), "--extractor", str(encoder), "--frames", "6", "--chunk-size", "2"]
+    assert cli(*argv, "--out", str(tmp / "clean"))[0] == 0
+    process = subprocess.Popen([sys.executable, "-m", "s5vh_hf.cli", *argv, "--out", str(tmp / "f")], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((tmp / "f" / ".extract" / "train").glob("chunk-*.parquet"))) < 2:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    status, err = cli(*argv, "--out", str(tmp / "f"))
+    if status != 0:
+        return "crash", err.strip()[-160:]
+    clean_ids, clean = split_contents(tmp / "clean", "train")
+    ids, features = split_contents(tmp / "f", "train")
+    same = ids == clean_ids and np.array_equal(features, clean)
+    return ("intact", "the rerun finished; features equal to a clean run") if same else ("lost", "features differ")
+
+
 # ------------------------------------------------------------------------------------------ slow (full only)
 
 

@@ -169,3 +169,29 @@ def test_a_missing_pyav_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "av", None)
     with pytest.raises(ImportError, match=r"s5vh-hf\[video\]"):
         import_av()
+
+
+def test_two_processes_share_the_extraction_and_write_what_one_writes(collection, tmp_path):
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from s5vh_hf.data import load_feature_dataset
+
+    folder, labels, encoder_dir = collection
+    argv = ["-m", "s5vh_hf.cli", "extract", str(folder / "videos"), "--extractor", str(encoder_dir), "--frames", "6",
+            "--chunk-size", "4"]  # fmt: skip
+    assert main(argv[2:] + ["--out", str(tmp_path / "one")]) == 0
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *argv,
+               "--out", str(tmp_path / "two")]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=root, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("extracted") == 1  # only the main process merges and reports
+    one, two = (load_feature_dataset(tmp_path / name, split="train") for name in ("one", "two"))
+    assert one["video_id"] == two["video_id"] and len(one) == len(labels)
+    # equal up to one float16 step: the processes ran one thread each, which sums convolutions in another order
+    np.testing.assert_allclose(np.asarray(one.with_format("numpy")["features"], np.float32),
+                               np.asarray(two.with_format("numpy")["features"], np.float32), atol=1e-4)  # fmt: skip
