@@ -44,6 +44,14 @@ _EXPORTS: dict[str, str] = {
     "RetrievalEvaluationCallback": "trainer",
     "S5VHTrainer": "trainer",
     "s5vh_training_arguments": "trainer",
+    "clusters_and_centers": "hash_centers",
+    "push_model_folder": "hub",
+    "write_feature_split": "data",
+    "extract_video_features": "extraction",
+    "load_frame_encoder": "frame_encoders",
+    "read_frames": "video_decoding",
+    "VideoIndex": "video_index",
+    "build_video_index": "video_index",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -64,9 +72,18 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what type checkers and IDEs see
     from .configuration_s5vh import MODEL_SIZES, RELEASE_COMPATIBILITY, S5VHConfig  # noqa: F401
     from .convert import convert_original_checkpoint  # noqa: F401
-    from .data import TwoViewCollator, import_h5_features, load_feature_dataset, push_feature_dataset  # noqa: F401
+    from .data import (  # noqa: F401
+        TwoViewCollator,
+        import_h5_features,
+        load_feature_dataset,
+        push_feature_dataset,
+        write_feature_split,  # noqa: F401
+    )
     from .evaluation import evaluate_codes, evaluate_retrieval  # noqa: F401
+    from .extraction import extract_video_features  # noqa: F401
+    from .frame_encoders import load_frame_encoder  # noqa: F401
     from .hash_centers import (  # noqa: F401
+        clusters_and_centers,  # noqa: F401
         compute_semantic_clusters,
         frame_feature_statistics,
         generate_hash_centers,
@@ -74,8 +91,15 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         save_hash_centers,
     )
     from .health import code_health  # noqa: F401
-    from .hub import enable_remote_code, render_model_card, write_model_card  # noqa: F401
+    from .hub import (  # noqa: F401
+        enable_remote_code,
+        push_model_folder,  # noqa: F401
+        render_model_card,
+        write_model_card,
+    )
     from .modeling_s5vh import S5VHModel, S5VHModelOutput, S5VHPreTrainedModel, binarize, pack_codes  # noqa: F401
     from .retrieval import HammingIndex  # noqa: F401
     from .selective_scan import selective_scan, selective_scan_fast, selective_scan_reference  # noqa: F401
     from .trainer import PseudoLabelStore, RetrievalEvaluationCallback, S5VHTrainer, s5vh_training_arguments  # noqa: F401
+    from .video_decoding import read_frames  # noqa: F401
+    from .video_index import VideoIndex, build_video_index  # noqa: F401

@@ -362,9 +362,14 @@ def _extract(args: argparse.Namespace) -> int:
     from .frame_encoders import load_frame_encoder
 
     labels = json.loads(Path(args.labels).read_text()) if args.labels else None
+    videos = args.videos
+    if args.path_split:  # a Hub or local dataset whose rows name the video files
+        import datasets
+
+        videos = datasets.load_dataset(args.videos, split=args.path_split)
     encoder = load_frame_encoder(args.extractor)
     report = extract_video_features(
-        args.videos, args.out, encoder, split=args.split, num_frames=None if args.fps else args.frames,
+        videos, args.out, encoder, split=args.split, num_frames=None if args.fps else args.frames,
         fps=args.fps, labels=labels, chunk_size=args.chunk_size, batch_frames=args.batch_frames,
         decode_workers=args.decode_workers,
     )  # fmt: skip
@@ -542,7 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "database: no re-encoding")  # fmt: skip
 
     ex = command("extract", "extract frame features from video files into a feature dataset", _extract)
-    ex.add_argument("videos", help="a folder of videos (recursive), a .txt list of paths, or one video")
+    ex.add_argument("videos", help="a folder of videos (recursive), a .txt list of paths, one video, or (with "
+                    "--path-split) a Hub/local dataset with a path column")  # fmt: skip
+    ex.add_argument("--path-split", help="read VIDEOS as a dataset and take the video paths of this split")
     ex.add_argument("--extractor", default="vgg16", help="vgg16 (4096-d, FCVID/UCF101/HMDB51), resnet50 (2048-d, "
                     "ActivityNet), dinov2, clip, or any Hub id / local folder")  # fmt: skip
     ex.add_argument("--out", required=True, help="feature dataset folder")

@@ -111,7 +111,8 @@ def extract_video_features(
     """Extract frame features of every video into the feature dataset ``out_dir`` (split ``split``).
 
     Args:
-        videos: A folder (searched recursively), a list file (one path per line), or a list of paths.
+        videos: A folder (searched recursively), a list file (one path per line), a list of paths, or a
+            ``datasets.Dataset`` with a ``path`` column (and optionally ``labels``/``label``).
         encoder: From :func:`~s5vh_hf.frame_encoders.load_frame_encoder`.
         num_frames / fps: T frames sampled uniformly over each video, or one every ``1/fps`` seconds.
         labels: Optional class ids per video (keyed by the path as given, or relative to the folder).
@@ -128,6 +129,13 @@ def extract_video_features(
 
     check_split_name(split)
     root = Path(videos) if isinstance(videos, (str, os.PathLike)) else None
+    if hasattr(videos, "column_names"):  # a datasets.Dataset with a path column (and perhaps labels)
+        if "path" not in videos.column_names:
+            raise ValueError(f"the dataset has no 'path' column (columns: {videos.column_names})")
+        if labels is None and ("labels" in videos.column_names or "label" in videos.column_names):
+            column = "labels" if "labels" in videos.column_names else "label"
+            labels = {path: value for path, value in zip(videos["path"], videos[column])}
+        videos = list(videos["path"])
     paths = find_videos(root) if root is not None else [Path(p) for p in videos]
     if not paths:
         raise ValueError(f"no video files found in {videos}")

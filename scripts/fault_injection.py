@@ -96,6 +96,7 @@ def expect_clear(status: int, stderr: str, *words: str) -> tuple[str, str]:
     if status != 2 or not lines or "Traceback" in stderr:
         return "crash", (stderr.strip().splitlines() or [f"exit {status}"])[-1][:160]
     message = lines[-1]
+    message = message[message.index("s5vh ") :] if "s5vh " in message else message  # drop a progress bar's text
     missing = [w for w in words if w.lower() not in message.lower()]
     return ("clear", message[:160]) if not missing else ("crash", f"message lacks {missing}: {message[:120]}")
 

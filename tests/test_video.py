@@ -195,3 +195,19 @@ def test_two_processes_share_the_extraction_and_write_what_one_writes(collection
     # equal up to one float16 step: the processes ran one thread each, which sums convolutions in another order
     np.testing.assert_allclose(np.asarray(one.with_format("numpy")["features"], np.float32),
                                np.asarray(two.with_format("numpy")["features"], np.float32), atol=1e-4)  # fmt: skip
+
+
+def test_a_dataset_with_a_path_column_is_an_input_too(collection, tmp_path):
+    import datasets
+
+    from s5vh_hf.data import load_feature_dataset
+
+    folder, labels, encoder_dir = collection
+    rows = sorted(labels)[:4]
+    table = datasets.Dataset.from_dict({"path": [str(folder / "videos" / r) for r in rows],
+                                        "label": [labels[r] for r in rows]})  # fmt: skip
+    table.to_parquet(str(tmp_path / "list.parquet"))
+    assert main(["extract", str(tmp_path), "--path-split", "train", "--extractor", str(encoder_dir), "--frames", "4",
+                 "--out", str(tmp_path / "f")]) == 0  # fmt: skip
+    extracted = load_feature_dataset(tmp_path / "f", split="train")
+    assert len(extracted) == 4 and extracted[0]["labels"] == [labels[rows[0]]]
