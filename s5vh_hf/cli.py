@@ -109,18 +109,27 @@ def _load_model(path: str):
         raise CLIError(f"could not load the Hub model {path}: {str(error).splitlines()[0]}") from error
 
 
-def _config_overrides(pairs: Sequence[str]) -> dict[str, object]:
-    """``--set key=value`` pairs → config fields; values are read as JSON (numbers, true/false, strings)."""
-    overrides: dict[str, object] = {}
+def _key_values(pairs: Sequence[str], option: str, allowed: set[str] | None = None) -> dict[str, object]:
+    """``NAME=VALUE`` pairs of a repeatable option → a dict; values are read as JSON (numbers, true/false, lists),
+    else kept as strings. ``allowed`` names the accepted names (others are a one-line error)."""
+    values: dict[str, object] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
+        key = key.strip().replace("-", "_") if allowed is not None else key.strip()
         if not sep or not key:
-            raise CLIError(f"--set expects key=value, got {pair!r}")
+            raise CLIError(f"{option} expects key=value, got {pair!r}")
+        if allowed is not None and key not in allowed:
+            raise CLIError(f"{option} {key}: TrainingArguments has no such field")
         try:
-            overrides[key] = json.loads(text)
+            values[key] = json.loads(text)
         except json.JSONDecodeError:
-            overrides[key] = text
-    return overrides
+            values[key] = text
+    return values
+
+
+def _config_overrides(pairs: Sequence[str]) -> dict[str, object]:
+    """``--set key=value`` pairs → config fields (checked against the config later)."""
+    return _key_values(pairs, "--set")
 
 
 def _training_config(args: argparse.Namespace, feature_dim: int):
@@ -164,25 +173,12 @@ def _training_config(args: argparse.Namespace, feature_dim: int):
 
 
 def _training_arg_overrides(pairs: Sequence[str]) -> dict[str, object]:
-    """``--training-arg name=value`` pairs → ``TrainingArguments`` fields (values read as JSON, else strings)."""
+    """``--training-arg name=value`` pairs → ``TrainingArguments`` fields."""
     import dataclasses
 
     from transformers import TrainingArguments
 
-    names = {f.name for f in dataclasses.fields(TrainingArguments)}
-    overrides: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        key = key.replace("-", "_")
-        if not sep or not key:
-            raise CLIError(f"--training-arg expects name=value, got {pair!r}")
-        if key not in names:
-            raise CLIError(f"--training-arg {key}: TrainingArguments has no such field")
-        try:
-            overrides[key] = json.loads(text)
-        except json.JSONDecodeError:
-            overrides[key] = text
-    return overrides
+    return _key_values(pairs, "--training-arg", {f.name for f in dataclasses.fields(TrainingArguments)})
 
 
 def _train(args: argparse.Namespace) -> int:

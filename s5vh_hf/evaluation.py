@@ -114,15 +114,22 @@ def evaluate_codes(
     """Score binary codes (±1, bool or packed) under a retrieval protocol.
 
     ``all_vs_all`` uses the database as the queries (each query retrieves itself first); ``query_database``
-    needs ``query_codes`` and ``query_labels``.
+    needs ``query_codes`` and ``query_labels``. Codes with 0 bits (``sign_tie_rule="zero"``, the authors'
+    inference) are ranked by ``(L − q·d)/2`` as the authors' evaluation does (half-integer distances), without a
+    precision–recall curve (its radii are integers).
     """
     protocol = resolve_protocol(protocol)
     ternary = ternary_codes(database_codes) is not None or (
         query_codes is not None and ternary_codes(query_codes) is not None
     )
-    if ternary:  # codes with 0 bits (sign_tie_rule="zero"): scored as the authors' release scores them
-        return _evaluate_ternary_codes(database_codes, database_labels, query_codes, query_labels, ks, protocol)
-    database = as_packed_codes(database_codes, name="database codes")
+    if ternary:
+        database = np.asarray(database_codes, np.int8)
+        code_length = database.shape[1]
+        as_queries = lambda codes: np.asarray(codes, np.int8)  # noqa: E731
+    else:
+        database = as_packed_codes(database_codes, name="database codes")
+        code_length = database.shape[1] * 8
+        as_queries = lambda codes: as_packed_codes(codes, code_length, name="query codes")  # noqa: E731
     if database_labels is None:
         raise ValueError("database labels are required for evaluation")
     if protocol == "all_vs_all":
@@ -130,7 +137,7 @@ def evaluate_codes(
     else:
         if query_codes is None or query_labels is None:
             raise ValueError("the query_database protocol needs query codes and query labels")
-        queries = as_packed_codes(query_codes, database.shape[1] * 8, name="query codes")
+        queries = as_queries(query_codes)
     if len(database_labels) != len(database):
         raise ValueError(f"{len(database)} database codes but {len(database_labels)} database labels")
     if len(query_labels) != len(queries):
@@ -140,19 +147,21 @@ def evaluate_codes(
         raise ValueError(f"ks must be positive integers, got {ks}")
     if ks[-1] > len(database):
         raise ValueError(f"k = {ks[-1]} is larger than the database ({len(database)} codes)")
-    index = HammingIndex.from_codes(database)
-    _, ranked_ids = index.search(queries, ks[-1])
+    if ternary:
+        ranked_ids = rank_by_inner_product(queries, database, ks[-1])
+    else:
+        ranked_ids = HammingIndex.from_codes(database).search(queries, ks[-1])[1]
     relevance = relevance_of_ranking(ranked_ids, query_labels, database_labels)
     total_relevant = count_relevant(query_labels, database_labels)
     curve = None
-    if pr_curve:
+    if pr_curve and not ternary:
         curve = {
             key: value.tolist()
             for key, value in precision_recall_by_radius(queries, database, query_labels, database_labels).items()
         }
     return RetrievalReport(
         protocol=protocol,
-        code_length=database.shape[1] * 8,
+        code_length=code_length,
         num_queries=len(queries),
         num_database=len(database),
         map_at_k={k: map_at_k(relevance, k) for k in ks},
@@ -160,46 +169,6 @@ def evaluate_codes(
         precision_at_k={k: precision_at_k(relevance, k) for k in ks},
         recall_at_k={k: recall_at_k(relevance, k, total_relevant) for k in ks},
         pr_curve=curve,
-    )
-
-
-def _evaluate_ternary_codes(
-    database_codes: np.ndarray,
-    database_labels: LabelsLike,
-    query_codes: np.ndarray | None,
-    query_labels: LabelsLike | None,
-    ks: tuple[int, ...],
-    protocol: str,
-) -> RetrievalReport:
-    """:func:`evaluate_codes` for −1/0/+1 codes: ranking by ``(L − q·d)/2`` (half-integer distances where a code has
-    0 bits, as in the authors' evaluation); no precision–recall curve (radii are not integers)."""
-    database = np.asarray(database_codes, np.int8)
-    if database_labels is None or len(database_labels) != len(database):
-        raise ValueError("every database code needs its labels")
-    if protocol == "all_vs_all":
-        queries, query_labels = database, database_labels
-    else:
-        if query_codes is None or query_labels is None:
-            raise ValueError("the query_database protocol needs query codes and query labels")
-        queries = np.asarray(query_codes, np.int8)
-        if len(query_labels) != len(queries):
-            raise ValueError(f"{len(queries)} query codes but {len(query_labels)} query labels")
-    ks = tuple(sorted({int(k) for k in ks}))
-    if not ks or ks[0] < 1 or ks[-1] > len(database):
-        raise ValueError(f"ks must lie in 1..{len(database)} (the database size), got {ks}")
-    ranked = rank_by_inner_product(queries, database, ks[-1])
-    relevance = relevance_of_ranking(ranked, query_labels, database_labels)
-    total_relevant = count_relevant(query_labels, database_labels)
-    return RetrievalReport(
-        protocol=protocol,
-        code_length=database.shape[1],
-        num_queries=len(queries),
-        num_database=len(database),
-        map_at_k={k: map_at_k(relevance, k) for k in ks},
-        standard_map_at_k={k: standard_map_at_k(relevance, k) for k in ks},
-        precision_at_k={k: precision_at_k(relevance, k) for k in ks},
-        recall_at_k={k: recall_at_k(relevance, k, total_relevant) for k in ks},
-        pr_curve=None,
     )
 
 

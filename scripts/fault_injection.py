@@ -530,6 +530,26 @@ def kill_after_save_pretrained_is_decided(tmp: Path):
     return _kill_during_model_save(tmp, "journal:model")
 
 
+def _kill_once(argv: list[str], folder: Path, pattern: str, count: int, timeout: float = 300) -> None:
+    """Start ``python -m s5vh_hf.cli *argv`` and SIGKILL it as soon as ``count`` files match ``pattern`` under
+    ``folder`` (mid-run, with some output already written)."""
+    process = subprocess.Popen([sys.executable, "-m", "s5vh_hf.cli", *argv], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None and len(list(folder.glob(pattern))) < count:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def _codes_outcome(folder: Path, expected: tuple[list[str], np.ndarray], success: str) -> tuple[str, str]:
+    from s5vh_hf.encoding import load_codes
+
+    ids, codes = load_codes(folder)
+    same = ids == expected[0] and np.array_equal(codes, expected[1])
+    return ("intact", success) if same else ("lost", "codes differ from a clean run")
+
+
 def _clean_codes(tmp: Path, model: Path, data: Path) -> tuple[list[str], np.ndarray]:
     from s5vh_hf.encoding import load_codes
 
@@ -539,30 +559,19 @@ def _clean_codes(tmp: Path, model: Path, data: Path) -> tuple[list[str], np.ndar
 
 @case("kill -9")
 def kill_during_encode_then_rerun(tmp: Path):
-    from s5vh_hf.encoding import load_codes
-
     model, data = saved_model(tmp / "m"), tmp / "ds"
     write_split(data, "database", 200)
     expected = _clean_codes(tmp, model, data)
-    process = subprocess.Popen([sys.executable, "-m", "s5vh_hf.cli", "encode", str(model), str(data), "--out",
-                                str(tmp / "codes"), "--chunk-size", "7", "--batch-size", "2"], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((tmp / "codes" / "chunks").glob("codes-*.parquet"))) < 3:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    status, err = cli("encode", str(model), str(data), "--out", str(tmp / "codes"), "--chunk-size", "7")
+    argv = ["encode", str(model), str(data), "--out", str(tmp / "codes"), "--chunk-size", "7"]
+    _kill_once([*argv, "--batch-size", "2"], tmp / "codes" / "chunks", "codes-*.parquet", 3)
+    status, err = cli(*argv)
     if status != 0:
         return "crash", err.strip()[-160:]
-    ids, codes = load_codes(tmp / "codes")
-    same = ids == expected[0] and np.array_equal(codes, expected[1])
-    return ("intact", "the rerun finished the codes, equal to a clean run") if same else ("lost", "codes differ")
+    return _codes_outcome(tmp / "codes", expected, "the rerun finished the codes, equal to a clean run")
 
 
 @case("concurrency")
 def two_encoders_into_one_folder(tmp: Path):
-    from s5vh_hf.encoding import load_codes
 
     model, data = saved_model(tmp / "m"), tmp / "ds"
     write_split(data, "database", 120)
@@ -573,23 +582,17 @@ def two_encoders_into_one_folder(tmp: Path):
     errors = [p.communicate(timeout=600)[1].decode() for p in processes]
     if any(p.returncode for p in processes):
         return "crash", [e.strip().splitlines()[-1] for e in errors if e.strip()][0][:160]
-    ids, codes = load_codes(tmp / "codes")
-    same = ids == expected[0] and np.array_equal(codes, expected[1])
-    return ("intact", "both finished; codes equal to a clean run") if same else ("lost", "codes differ")
+    return _codes_outcome(tmp / "codes", expected, "both finished; codes equal to a clean run")
 
 
 @case("rerun")
 def encode_rerun_with_another_chunk_size(tmp: Path):
-    from s5vh_hf.encoding import load_codes
 
     model, data = saved_model(tmp / "m"), tmp / "ds"
     write_split(data, "database", 40)
     assert cli("encode", str(model), str(data), "--out", str(tmp / "codes"), "--chunk-size", "16")[0] == 0
     assert cli("encode", str(model), str(data), "--out", str(tmp / "codes"), "--chunk-size", "7")[0] == 0
-    ids, codes = load_codes(tmp / "codes")
-    expected = _clean_codes(tmp, model, data)
-    same = ids == expected[0] and np.array_equal(codes, expected[1])
-    return ("intact", "all 40 codes, equal to a clean run") if same else ("lost", f"{len(ids)} codes, stale or missing")
+    return _codes_outcome(tmp / "codes", _clean_codes(tmp, model, data), "all 40 codes, equal to a clean run")
 
 
 @case("rerun")
@@ -688,13 +691,7 @@ def kill_during_extraction_then_rerun(tmp: Path):
     videos, encoder = _video_folder(tmp, count=10)
     argv = ["extract", str(videos), "--extractor", str(encoder), "--frames", "6", "--chunk-size", "2"]
     assert cli(*argv, "--out", str(tmp / "clean"))[0] == 0
-    process = subprocess.Popen([sys.executable, "-m", "s5vh_hf.cli", *argv, "--out", str(tmp / "f")], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((tmp / "f" / ".extract" / "train").glob("chunk-*.parquet"))) < 2:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    _kill_once([*argv, "--out", str(tmp / "f")], tmp / "f" / ".extract" / "train", "chunk-*.parquet", 2)
     status, err = cli(*argv, "--out", str(tmp / "f"))
     if status != 0:
         return "crash", err.strip()[-160:]
@@ -713,13 +710,7 @@ def kill_during_training_then_resume(tmp: Path):
     argv = ["train", str(tmp / "ds"), "--preset", "ucf101-16", "--model-size", "mini", "--clusters", "3", "--set",
             "hidden_size=16", "--set", "decoder_hidden_size=16", "--epochs", "6", "--batch-size", "8", "--out",
             str(tmp / "run")]  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-m", "s5vh_hf.cli", *argv], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.time() + 300
-    while time.time() < deadline and not list((tmp / "run").glob("checkpoint-*/pseudo_labels.safetensors")):
-        time.sleep(0.1)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    _kill_once(argv, tmp / "run", "checkpoint-*/pseudo_labels.safetensors", 1)
     result = cli_process(*argv, "--resume")
     if result.returncode != 0:
         return "crash", result.stderr.strip()[-160:]

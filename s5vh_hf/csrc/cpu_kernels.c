@@ -31,6 +31,16 @@
 #else
 #define OMP(directive)
 #endif
+
+/* The accumulation slot of the calling thread: its OpenMP thread number (0 without OpenMP, where each Python
+   thread passes its own slot's pointers). */
+INLINE int64_t thread_slot(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
 #define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
 
@@ -272,11 +282,7 @@ void s5vh_scan_backward(const s5vh_scan_call *c) {
     const int64_t per_lane = steps * c->batch * state * LANES;
 OMP(omp parallel num_threads(c->threads) if (c->threads > 1))
     {
-#ifdef _OPENMP
-        const int64_t slot = omp_get_thread_num();
-#else
-        const int64_t slot = 0;
-#endif
+        const int64_t slot = thread_slot();
         grad_args g = {c->dout, c->du, c->ddelta, c->dz, c->dB + slot * per_lane, c->dC + slot * per_lane,
                        c->dA + slot * state * inner, c->dD + slot * inner, c->states + slot * steps * state * LANES};
 OMP(omp for schedule(static))
@@ -364,11 +370,7 @@ void s5vh_conv_silu_backward(const s5vh_conv_call *c) {
     const int64_t inner = c->inner, K = c->kernel_size, blocks = (inner + LANES - 1) / LANES;
 OMP(omp parallel num_threads(c->threads) if (c->threads > 1))
     {
-#ifdef _OPENMP
-        const int64_t slot = omp_get_thread_num();
-#else
-        const int64_t slot = 0;
-#endif
+        const int64_t slot = thread_slot();
         float *dw_slot = c->dw + slot * K * inner, *db_slot = c->dbias + slot * inner;
 OMP(omp for schedule(static))
         for (int64_t item = c->begin; item < c->end; item++) {
