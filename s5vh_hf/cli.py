@@ -14,7 +14,7 @@ EXAMPLES = {
     "s5vh demo --epochs 3 --out /tmp/demo\n"
     "s5vh demo --videos                # from synthetic video files: extract, train, index, search with a video",
     "convert-features": "s5vh convert-features fcv_train_feats.h5 --split train --labels fcv_train_labels.mat --out fcvid/",
-    "preprocess": "s5vh preprocess fcvid/ --bits 64 --clusters 450 --out fcvid-centers/",
+    "preprocess": "s5vh preprocess fcvid/ --code-length 64 --clusters 450 --out fcvid-centers/",
     "train": "s5vh train fcvid/ --preset fcvid-64 --centers fcvid-centers/hash_centers_64.safetensors --out runs/fcvid-64",
     "encode": "s5vh encode runs/fcvid-64 fcvid/ --split database --out codes/\n"
     "accelerate launch --multi_gpu --num_processes 2 -m s5vh_hf.cli encode runs/fcvid-64 fcvid/ --split database "

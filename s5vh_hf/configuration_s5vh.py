@@ -88,7 +88,8 @@ class S5VHConfig(PretrainedConfig):
         temporal_mixer: Sequence model of the encoder and decoder blocks: ``"mamba"`` (bidirectional Mamba, the
             paper), ``"transformer"`` (ConMH-style self-attention blocks), ``"lstm"`` or ``"gru"`` (bidirectional,
             same block layout as Mamba). Same width and depth for a fair comparison.
-        share_direction_weights: Release compatibility — both scan directions use one mixer (``mamba1``).
+        share_direction_weights: Release compatibility — both scan directions use the forward mixer (the release's
+            ``mamba1``).
         trainable_center_head: Release compatibility — the center head is trained instead of frozen.
         refresh_skips_hash_norm: Release compatibility — the pseudo-label refresh skips the hash LayerNorm and
             uses unscaled center scores.
