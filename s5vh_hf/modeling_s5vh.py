@@ -365,12 +365,15 @@ class S5VHEncoder(nn.Module):
         positions: torch.Tensor,
         lengths: torch.Tensor | None,
         collect: list[torch.Tensor] | None = None,
+        embedding: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """``features`` ``[B, V, D]`` of the visible frames, ``positions`` ``[B, V]`` their frame indices,
         ``lengths`` ``[B]`` real frames per video (``None``: all V) → ``[B, V, width]``. ``collect``, when given,
-        receives the embedded input and every block's output ``[B, V, width]``."""
+        receives the embedded input and every block's output ``[B, V, width]``. ``embedding`` = ``(weight, bias)``
+        replaces the frame embedding's own (the model folds feature standardisation into it)."""
         table = position_rows(self, int(positions.max()) + 1)
-        hidden = self.patch_embed(features) + table.to(features.dtype)[positions]
+        embedded = F.linear(features, *embedding) if embedding is not None else self.patch_embed(features)
+        hidden = embedded + table.to(features.dtype)[positions]
         if collect is not None:
             collect.append(hidden)
         return self.head(self.norm(_run_blocks(self.blocks, hidden, lengths, collect)))
@@ -728,6 +731,17 @@ class S5VHModel(S5VHPreTrainedModel):
         self.feature_mean.copy_(mean)
         self.feature_scale.copy_(torch.where(std > 0, 1.0 / std.clamp_min(1e-12), torch.ones_like(std)))
 
+    def _standardizing_embedding(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The frame embedding with feature standardisation folded in, ``W·diag(s)`` and ``b − W·diag(s)·μ``:
+        ``embed(standardise(x))`` without a standardised copy of the input (two ``[B, T, D]`` temporaries
+        otherwise). ``None`` without statistics."""
+        if self.feature_mean is None:
+            return None
+        layer = self.encoder.patch_embed
+        weight = layer.weight * self.feature_scale.to(layer.weight.dtype)[None, :]
+        bias = layer.bias - weight @ self.feature_mean.to(layer.weight.dtype)
+        return weight.to(like.dtype), bias.to(like.dtype)
+
     def normalize_features(self, features: torch.Tensor) -> torch.Tensor:
         """``features`` ``[..., D]`` in the space the model reads and reconstructs (identity without
         statistics)."""
@@ -770,7 +784,6 @@ class S5VHModel(S5VHPreTrainedModel):
         """Encode the frames marked in ``encoded_mask`` ``[B, T]``. Returns the hash-layer outputs ``[B, T, L]``
         and, with ``hidden="last"`` / ``"all"``, the encoder output ``[B, T, width]`` / also the embedded input and
         every block's output; all scattered back to their frame positions (0 at frames not encoded)."""
-        features = self.normalize_features(features)
         batch, steps, _ = features.shape
         lengths = encoded_mask.sum(1)
         if bool(encoded_mask.all()):
@@ -784,7 +797,9 @@ class S5VHModel(S5VHPreTrainedModel):
             compact = features.gather(1, positions[:, :, None].expand(-1, -1, features.shape[-1]))
             real_lengths = None if bool((lengths == width).all()) else lengths
         collected: list[torch.Tensor] | None = [] if hidden == "all" else None
-        encoded = self.encoder(compact, frame_positions, real_lengths, collected)
+        encoded = self.encoder(
+            compact, frame_positions, real_lengths, collected, self._standardizing_embedding(features)
+        )
         logits = self.hash_layer(encoded, apply_norm=apply_hash_norm)
         to_frames = lambda values: _scatter_to_frames(values, positions, lengths, steps)  # noqa: E731
         last = to_frames(encoded) if hidden != "none" else None
