@@ -368,11 +368,6 @@ def resolve_scan_backend(requested: str, device: torch.device, state_size: int) 
     return "fast"
 
 
-def cpu_kernel_preferred(device: torch.device, state_size: int) -> bool:
-    """Whether ``"auto"`` takes the C kernel for tensors on ``device`` (see :func:`resolve_scan_backend`)."""
-    return resolve_scan_backend("auto", device, state_size) == "cpu_kernel"
-
-
 def selective_scan_cpu_kernel(
     u: torch.Tensor,
     delta: torch.Tensor | None,
