@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .commits import recover_commits
+from .commits import is_inside, reading
 from .dataset_card import render_dataset_card
 from .masking import two_view_visible_masks
 from .modeling_s5vh import pad_videos, progress_bar
@@ -88,15 +88,27 @@ def load_feature_dataset(
     given, else a ``DatasetDict``/``IterableDatasetDict`` of every split. Every split is checked for the schema,
     and all splits must share one feature dimension.
     """
-    import datasets
-
     source = str(path_or_repo_id)
     if os.path.isdir(source):
-        recover_commits(source)  # complete a split write a kill interrupted
+        # waits for a writer in progress; completes a split write a kill interrupted (see commits.reading)
+        with reading(source):
+            return _load_checked(source, split, streaming, revision, load_kwargs, local=True)
+    return _load_checked(source, split, streaming, revision, load_kwargs, local=False)
+
+
+def _load_checked(source: str, split: str | None, streaming: bool, revision: str | None, load_kwargs: dict[str, Any],
+                  local: bool):  # fmt: skip
+    import datasets
+
+    if local:
         if Path(source, "data").is_dir():
             verify_split_shards(source)
+        check_card_data_files(source)
         shards = sorted(Path(source).rglob("*.parquet"))
         shards = [p for p in shards if not any(part.startswith(".") for part in p.relative_to(source).parts)]
+        outside = [str(p) for p in shards if not is_inside(source, p)]
+        if outside:
+            raise ValueError(f"{source}: {outside[0]} is a link to a file outside the folder; refusing to read it")
         if not shards:
             raise ValueError(f"{source} holds no parquet shards (expected data/<split>-XXXXX-of-YYYYY.parquet)")
         # datasets (5.x) can hand back a stale Arrow cache for a rewritten folder of the same name; keying the
@@ -130,14 +142,62 @@ def _verify_local_shards(source: str, shards: list[Path], split: str | None, cac
     if marker.exists():
         return
     rows: dict[str, int] = {}
+    dims: dict[str, dict[int, str]] = {}
     for path in shards:
         name = path.name.split("-")[0]
-        rows[name] = rows.get(name, 0) + verify_shard_rows(path, _declared_feature_dim(path))
+        dim = _declared_feature_dim(path)
+        dims.setdefault(name, {}).setdefault(dim, path.name)
+        if len(dims[name]) > 1:
+            found = ", ".join(f"D = {d} in {shard}" for d, shard in dims[name].items())
+            raise ValueError(f"{source}: the shards of split {name!r} disagree on the feature dimension ({found})")
+        rows[name] = rows.get(name, 0) + verify_shard_rows(path, dim)
     empty = sorted(name for name, count in rows.items() if count == 0 and (split is None or name == split))
     if empty:
         raise ValueError(f"{source}: split(s) {empty} hold no videos")
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.touch()
+
+
+def _data_file_patterns(data_files: Any) -> list[str]:
+    """Every path pattern of a card's ``data_files`` (a string, a list, a list of ``{split, path}``, a dict)."""
+    if isinstance(data_files, str):
+        return [data_files]
+    if isinstance(data_files, dict):
+        if "path" in data_files:
+            return _data_file_patterns(data_files["path"])
+        return [p for value in data_files.values() for p in _data_file_patterns(value)]
+    if isinstance(data_files, (list, tuple)):
+        return [p for item in data_files for p in _data_file_patterns(item)]
+    return [] if data_files is None else [str(data_files)]
+
+
+def check_card_data_files(folder: str | os.PathLike) -> None:
+    """Refuse a local dataset card whose ``configs`` (``data_files``, ``data_dir``) name files outside its folder:
+    an absolute path, ``..``, a URL or a link leading out would make ``datasets`` read them."""
+    from pathlib import PurePosixPath
+
+    card = Path(folder, "README.md")
+    if not card.is_file():
+        return
+    try:
+        from huggingface_hub import DatasetCard
+
+        metadata = DatasetCard.load(card).data.to_dict()
+    except Exception as error:  # noqa: BLE001 - yaml and huggingface_hub raise several types
+        raise ValueError(f"{card}: the card's metadata is not readable: {str(error).splitlines()[0]}") from error
+    configs = metadata.get("configs") or []
+    for config in configs if isinstance(configs, list) else [configs]:
+        if not isinstance(config, dict):
+            raise ValueError(f"{card}: configs entry {config!r} is not a mapping")
+        patterns = _data_file_patterns(config.get("data_files")) + _data_file_patterns(config.get("data_dir"))
+        for pattern in patterns:
+            parts = PurePosixPath(pattern.replace("\\", "/")).parts
+            if "://" in pattern or pattern.startswith(("/", "~")) or ".." in parts or ":" in pattern.split("/")[0]:
+                raise ValueError(f"{card}: data_files pattern {pattern!r} points outside {folder}; refusing to read it")
+            for match in Path(folder).glob(pattern):
+                if not is_inside(folder, match):
+                    raise ValueError(f"{card}: data_files pattern {pattern!r} reaches {match}, a link leading outside "
+                                     f"{folder}; refusing to read it")  # fmt: skip
 
 
 def _declared_feature_dim(path: Path) -> int:

@@ -9,7 +9,9 @@ identity in its metadata (``s5vh search --database-codes`` checks it against the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import math
 import os
 import uuid
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .commits import folder_lock
 from .launch import process_state
 
 CODES_FORMAT = "s5vh-codes-v2"
@@ -28,9 +31,16 @@ def _chunk_path(out_dir: Path, chunk: int) -> Path:
     return out_dir / "chunks" / f"codes-{chunk:05d}.parquet"
 
 
+FINGERPRINT_IGNORED_CONFIG = ("_name_or_path", "transformers_version", "_commit_hash", "auto_map")
+"""Config fields that say where a model came from or which library saved it, not how it computes codes."""
+
+
 def model_fingerprint(model: Any) -> str:
-    """sha256 of the model's weights and code length: codes from two models agree only if this does."""
-    digest = hashlib.sha256(f"L={model.config.code_length};tie={model.config.sign_tie_rule}".encode())
+    """sha256 of the model's full configuration (every field that can change a code: ``eps``, ``code_length``,
+    ``sign_tie_rule``, …; not where it was loaded from) and of all its weights and buffers: codes from two
+    models agree only if this does."""
+    config = {k: v for k, v in model.config.to_dict().items() if k not in FINGERPRINT_IGNORED_CONFIG}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
@@ -85,8 +95,6 @@ def encode_dataset_to_files(
     ``chunk_size`` never yields stale or missing codes. Memory is bounded by one batch of ``batch_size`` videos,
     not by the chunk. Every writer uses its own temporary file names, so concurrent runs into one folder are safe.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from .data import validate_feature_dataset
 
@@ -95,6 +103,18 @@ def encode_dataset_to_files(
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     state = process_state()
     out_dir = Path(out_dir)
+    with contextlib.ExitStack() as stack:
+        if state.is_main_process:  # one writer per folder: a second `s5vh encode` into it waits, then reuses chunks
+            stack.enter_context(folder_lock(out_dir))
+        return _encode_chunks_and_merge(model, dataset, out_dir, state, chunk_size, batch_size)
+
+
+def _encode_chunks_and_merge(
+    model: Any, dataset: Any, out_dir: Path, state: Any, chunk_size: int, batch_size: int
+) -> Path | None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     (out_dir / "chunks").mkdir(parents=True, exist_ok=True)
     total = len(dataset)
     chunks = max(1, math.ceil(total / chunk_size))

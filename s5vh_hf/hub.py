@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .commits import is_inside, write_file_atomically
 from .modeling_s5vh import S5VHModel, register_with_transformers
 
 TEMPLATE_NAME = "s5vh_model_card.md"
@@ -139,16 +140,37 @@ def write_model_card(
     model: S5VHModel, save_directory: str | os.PathLike, repo_id: str | None = None, extra_tags: Sequence[str] = ()
 ) -> Path:
     """Render the card for ``repo_id`` into ``save_directory/README.md`` (atomically)."""
-    path = Path(save_directory) / "README.md"
-    temporary = path.with_name(f".README.md.{os.getpid()}.tmp")
-    render_model_card(model, repo_id=repo_id, extra_tags=extra_tags).save(temporary)
-    os.replace(temporary, path)
-    return path
+    card = render_model_card(model, repo_id=repo_id, extra_tags=extra_tags)
+    return write_file_atomically(Path(save_directory) / "README.md", str(card))
 
 
 WEIGHT_PATTERNS = ["*.safetensors", "*.safetensors.index.json"]
 """Deleted from the repo by a push before the new weights arrive (in the same commit), so that a re-push with
 another sharding leaves no stale shard behind."""
+
+
+UPLOAD_IGNORED = [".*", "checkpoint-*/**", "_*"]
+"""Never uploaded from a model folder: hidden files (locks, journals, staging), checkpoints, private files."""
+
+
+def refuse_links_out(folder: str | os.PathLike, root: str | os.PathLike | None = None) -> None:
+    """Raise ``ValueError`` when a file or folder that an upload of ``folder`` would read is a symbolic link
+    leading outside it, or outside ``root`` when given (``notes.txt -> ~/.ssh/id_ed25519`` would publish the
+    key). Links inside are fine."""
+    folder = Path(folder)
+    allowed = Path(root) if root is not None else folder
+    for current, directories, files in os.walk(folder):
+        relative = Path(current).relative_to(folder)
+        if relative.parts and relative.parts[0].startswith((".", "_", "checkpoint-")):
+            directories[:] = []
+            continue
+        for name in [*directories, *files]:
+            path = Path(current, name)
+            if not relative.parts and name.startswith((".", "_")):
+                continue
+            if path.is_symlink() and not is_inside(allowed, path):
+                raise ValueError(f"{path} is a symbolic link to {os.path.realpath(path)}, outside {allowed}; refusing "
+                                 "to upload what it points to (copy the file in or remove the link)")  # fmt: skip
 
 
 def upload_model_folder(
@@ -161,11 +183,14 @@ def upload_model_folder(
     commit_description: str | None = None,
     create_pr: bool = False,
     endpoint: str | None = None,
+    links_may_lead_to: str | os.PathLike | None = None,
 ) -> str:
     """Create ``repo_id`` when needed and upload a saved model folder as one commit (creating the branch
-    ``revision`` when it does not exist). Returns the commit URL."""
+    ``revision`` when it does not exist). A symbolic link leading outside ``folder`` (or outside
+    ``links_may_lead_to`` when given) is refused (:func:`refuse_links_out`). Returns the commit URL."""
     from huggingface_hub import HfApi
 
+    refuse_links_out(folder, links_may_lead_to)
     api = HfApi(endpoint=endpoint, token=token)
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
     if revision is not None and not revision.startswith("refs/pr"):
@@ -179,7 +204,7 @@ def upload_model_folder(
         commit_description=commit_description,
         create_pr=create_pr,
         delete_patterns=WEIGHT_PATTERNS,
-        ignore_patterns=[".*", "checkpoint-*/**", "_*"],
+        ignore_patterns=UPLOAD_IGNORED,
     )
     return str(info)
 
@@ -224,11 +249,14 @@ def push_model_folder(
     folder = Path(folder)
     if not (folder / "config.json").is_file() or not any(folder.glob("model*.safetensors")):
         raise ValueError(f"{folder} is not a saved S5VH model (needs config.json and model.safetensors)")
+    refuse_links_out(folder)
     model = S5VHModel.from_pretrained(folder)
     with tempfile.TemporaryDirectory() as staging:
         for item in folder.iterdir():
             if item.is_file() and item.name != "README.md" and not item.name.startswith((".", "_")):
+                if not is_inside(folder, item):  # checked above; re-checked at the moment it is linked
+                    raise ValueError(f"{item} leads outside {folder}; refusing to upload it")
                 os.symlink(item.resolve(), Path(staging) / item.name)
         write_model_card(model, staging, repo_id=repo_id)
         return upload_model_folder(staging, repo_id, token=token, private=private, endpoint=endpoint,
-                                   revision=revision)  # fmt: skip
+                                   revision=revision, links_may_lead_to=folder)  # fmt: skip

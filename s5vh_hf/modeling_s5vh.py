@@ -604,8 +604,14 @@ class S5VHModel(S5VHPreTrainedModel):
         (loading replaces parameters, which resets ``requires_grad``) and the card state saved beside the weights
         (evaluation, training health, base model) is restored."""
         if _IS_PACKAGE_COPY and Path(str(pretrained_model_name_or_path)).is_dir():
-            # complete a save that a kill interrupted after it was decided
-            importlib.import_module(".commits", __package__).recover_commits(pretrained_model_name_or_path)
+            # a save in progress is waited for, and one that a kill interrupted after it was decided is completed
+            # (only a journal left by a dead writer of this machine, naming paths inside the folder)
+            with importlib.import_module(".commits", __package__).reading(pretrained_model_name_or_path):
+                return cls._load_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        return cls._load_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+    @classmethod
+    def _load_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
         wants_info = kwargs.pop("output_loading_info", False)
         lenient = kwargs.pop("ignore_mismatched_sizes", False)
         quiet = logging.getLogger("transformers.modeling_utils")
@@ -662,8 +668,12 @@ class S5VHModel(S5VHPreTrainedModel):
     def save_card_state(self, save_directory: str | os.PathLike) -> None:
         """Write :meth:`card_state` beside saved weights (``CARD_STATE_FILE``, atomically) and, in the s5vh-hf
         package, re-render the folder's model card from it."""
-        _write_json_atomically(Path(save_directory) / CARD_STATE_FILE, self.card_state())
-        if _IS_PACKAGE_COPY:
+        if not _IS_PACKAGE_COPY:
+            _write_json_atomically(Path(save_directory) / CARD_STATE_FILE, self.card_state())
+            return
+        commits = importlib.import_module(".commits", __package__)
+        with commits.folder_lock(save_directory):  # one writer per model folder
+            _write_json_atomically(Path(save_directory) / CARD_STATE_FILE, self.card_state())
             _hub_module().write_model_card(self, save_directory)
 
     def save_pretrained(
@@ -1187,8 +1197,12 @@ def _hub_module():
 
 
 def _write_json_atomically(path: Path, value: Any) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(value, indent=2, sort_keys=True, default=float))
+    text = json.dumps(value, indent=2, sort_keys=True, default=float)
+    if _IS_PACKAGE_COPY:
+        importlib.import_module(".commits", __package__).write_file_atomically(path, text)
+        return
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # the remote-code copy carries no commits module
+    temporary.write_text(text)
     os.replace(temporary, path)
 
 

@@ -116,9 +116,16 @@ class HammingIndex:
         distances, ids = self._index.search(packed, int(k))
         return distances.astype(np.int32, copy=False), ids
 
+    def to_bytes(self) -> bytes:
+        """The index in faiss' binary-index format."""
+        return faiss.serialize_index_binary(self._index).tobytes()
+
     def save(self, path: str | os.PathLike) -> None:
-        """Write the index in faiss' binary-index format."""
-        faiss.write_index_binary(self._index, str(path))
+        """Write the index in faiss' binary-index format, atomically and with every write error raised (a full
+        disk leaves the old file as it was)."""
+        from .commits import write_file_atomically
+
+        write_file_atomically(path, self.to_bytes())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> HammingIndex:
@@ -127,7 +134,7 @@ class HammingIndex:
         if not path.is_file():
             raise FileNotFoundError(f"no Hamming index at {path}")
         try:
-            raw = faiss.read_index_binary(str(path))
+            raw = faiss.deserialize_index_binary(np.fromfile(path, dtype=np.uint8))
         except RuntimeError as error:
             raise ValueError(f"{path} is not a readable faiss binary index: {error}") from error
         if not isinstance(raw, faiss.IndexBinaryFlat):

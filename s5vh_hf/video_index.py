@@ -8,6 +8,7 @@ built with another model or extractor is refused, by the manifest.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -40,46 +41,73 @@ def build_video_index(
     batch_size: int = 256,
 ) -> Path:
     """Encode a feature split (with ``video_id`` and, for extracted videos, ``path``) and save the index with its
-    manifest. ``extractor`` is the frame encoder's identity (``FrameEncoder.identity``) the features came from."""
+    manifest. ``extractor`` is the frame encoder's identity (``FrameEncoder.identity``) the features came from.
+
+    The codes, the entries and the manifest are committed together (:class:`~s5vh_hf.commits.StagedFiles`, under
+    the folder's write lock): a kill or a full disk leaves the old index whole. The manifest records the sha256 of
+    the other two files, so a file swapped in from another build is refused on load."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from .commits import StagedFiles
     from .data import videos_and_labels
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     videos, _ = videos_and_labels(features, require_labels=False)
     codes = model.encode(videos, batch_size=batch_size, output="packed")
     index = HammingIndex.from_codes(codes, model.config.code_length)
     paths = features["path"] if "path" in features.column_names else [None] * len(videos)
-    temporary = out_dir / f".{INDEX_FILE}.{os.getpid()}"
-    index.save(temporary)
-    os.replace(temporary, out_dir / INDEX_FILE)
-    pq.write_table(pa.table({"video_id": features["video_id"], "path": paths}), out_dir / ENTRIES_FILE)
-    manifest = {
-        "format": "s5vh-video-index-v1",
-        "model": {"fingerprint": model_fingerprint(model), "source": model.loaded_from,
-                  "code_length": model.config.code_length},
-        "extractor": extractor,
-        "num_frames": num_frames,
-        "count": len(codes),
-    }  # fmt: skip
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    with StagedFiles(out_dir, "index") as staged:
+        index.save(staged.staging / INDEX_FILE)
+        pq.write_table(pa.table({"video_id": features["video_id"], "path": paths}), staged.staging / ENTRIES_FILE)
+        manifest = {
+            "format": "s5vh-video-index-v1",
+            "model": {"fingerprint": model_fingerprint(model), "source": model.loaded_from,
+                      "code_length": model.config.code_length},
+            "extractor": extractor,
+            "num_frames": num_frames,
+            "count": len(codes),
+            "files": {name: _sha256(staged.staging / name) for name in (INDEX_FILE, ENTRIES_FILE)},
+        }  # fmt: skip
+        (staged.staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        staged.commit([(name, name) for name in (INDEX_FILE, ENTRIES_FILE, MANIFEST)])
     return out_dir
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class VideoIndex:
-    """A saved video index (:func:`build_video_index`)."""
+    """A saved video index (:func:`build_video_index`), checked on load: the manifest is readable and the codes
+    and entries files are the ones it was committed with."""
 
     def __init__(self, folder: str | os.PathLike) -> None:
         import pyarrow.parquet as pq
 
+        from .commits import reading
+
         self.folder = Path(folder)
         if not (self.folder / MANIFEST).is_file():
             raise FileNotFoundError(f"{self.folder} is not a video index (no {MANIFEST}); build one with `s5vh index`")
-        self.manifest = json.loads((self.folder / MANIFEST).read_text())
-        self.index = HammingIndex.load(self.folder / INDEX_FILE)
-        entries = pq.read_table(self.folder / ENTRIES_FILE).to_pydict()
+        with reading(self.folder):
+            try:
+                self.manifest = json.loads((self.folder / MANIFEST).read_text())
+                recorded = self.manifest["files"]
+                self.manifest["model"]["fingerprint"]
+            except (ValueError, KeyError, TypeError) as error:
+                raise ValueError(f"{self.folder / MANIFEST} is not a readable index manifest ({type(error).__name__}: "
+                                 f"{error}); rebuild the index with `s5vh index`") from error  # fmt: skip
+            for name in (INDEX_FILE, ENTRIES_FILE):
+                if not (self.folder / name).is_file() or _sha256(self.folder / name) != recorded.get(name):
+                    raise ValueError(f"{self.folder / name} is missing or not the file this index was built with; "
+                                     "rebuild the index with `s5vh index`")  # fmt: skip
+            self.index = HammingIndex.load(self.folder / INDEX_FILE)
+            entries = pq.read_table(self.folder / ENTRIES_FILE).to_pydict()
         self.video_ids, self.paths = entries["video_id"], entries["path"]
         if len(self.video_ids) != self.index.ntotal:
             raise ValueError(f"{self.folder}: {len(self.video_ids)} entries for {self.index.ntotal} codes")

@@ -476,6 +476,9 @@ def _kill_during_split_rewrite(tmp: Path, point: str) -> tuple[str, str]:
         return "lost", f"the split no longer loads: {str(error)[:120]}"
     expected = (old_ids, old_data) if point.startswith("staged") else (new_ids, new_data)
     if ids == expected[0] and np.allclose(features, np.stack(expected[1]), atol=1e-6):
+        if any(p.name.startswith(".commit") for p in (tmp / "ds").iterdir()):
+            return "lost", "a journal was left behind after loading"
+        write_split(tmp / "ds", "query", 2)  # a dead writer's staging folder is the next writer's to remove
         leftovers = [p.name for p in (tmp / "ds").iterdir() if p.name.startswith((".staging", ".commit"))]
         if leftovers:
             return "lost", f"leftovers {leftovers}"
@@ -699,6 +702,280 @@ def kill_during_extraction_then_rerun(tmp: Path):
     ids, features = split_contents(tmp / "f", "train")
     same = ids == clean_ids and np.array_equal(features, clean)
     return ("intact", "the rerun finished; features equal to a clean run") if same else ("lost", "features differ")
+
+
+# ------------------------------------------------------------------------------------- hostile folders
+
+
+def _hostile_journals(folder: Path, victim: Path) -> list[dict]:
+    """Journals a hostile folder could carry, each aimed at ``victim`` (a folder of the user's outside it):
+    well-formed in every other way (this package's format, this machine's name, a dead writer)."""
+    import socket
+
+    writer = {"pid": 999_999_999, "host": socket.gethostname(), "started": None}
+    staging = ".staging-model-999999999-0123456789ab"
+    (folder / staging).mkdir(exist_ok=True)
+    (folder / staging / "payload").write_text("planted")
+    base = {"format": "s5vh-commit-v2", "tag": "model", "staging": staging, "moves": [], "remove": [],
+            "writer": writer}  # fmt: skip
+    return [
+        {**base, "staging": str(victim)},  # an absolute staging folder, removed with rmtree
+        {**base, "remove": ["../victim/keep.txt"]},
+        {**base, "remove": [str(victim / "keep.txt")]},
+        {**base, "moves": [[f"{staging}/payload", "../victim/.bashrc"]]},
+        {**base, "moves": [[f"{staging}/payload", "escape/.bashrc"]]},  # escape -> victim, a link leading out
+        {**base, "moves": [["../victim/keep.txt", "stolen.txt"]]},
+        {key: value for key, value in base.items() if key != "moves"},  # a missing key
+        {**base, "writer": {**writer, "host": "elsewhere"}, "remove": ["config.json"]},  # another machine's
+        ["not", "a", "journal"],
+    ]
+
+
+def _victim(tmp: Path) -> Path:
+    victim = tmp / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("the user's file")
+    (victim / ".bashrc").write_text("the user's shell")
+    return victim
+
+
+def _victim_intact(victim: Path) -> bool:
+    return (victim.is_dir() and (victim / "keep.txt").read_text() == "the user's file"
+            and (victim / ".bashrc").read_text() == "the user's shell")  # fmt: skip
+
+
+def _hostile_journal_outcome(folder: Path, victim: Path, load: Callable[[], object]) -> tuple[str, str]:
+    (folder / ".s5vh-lock").write_text("")  # a lock file nobody holds: the writer looks dead
+    (folder / "escape").symlink_to(victim)
+    for journal in _hostile_journals(folder, victim):
+        (folder / ".commit-model.json").write_text(json.dumps(journal))
+        try:
+            load()
+        except Exception as error:  # noqa: BLE001
+            return "crash", f"{type(error).__name__}: {str(error)[:120]} for {json.dumps(journal)[:80]}"
+        if not _victim_intact(victim):
+            return "lost", f"a file outside the folder was changed by {json.dumps(journal)[:100]}"
+        if not (folder / ".commit-model.json").exists():
+            return "lost", f"the journal {json.dumps(journal)[:100]} was applied"
+    return "clear", "9 hostile journals ignored with a warning; nothing outside the folder touched; loads"
+
+
+@case("hostile folder")
+def crafted_journals_in_a_model_folder(tmp: Path):
+    from s5vh_hf import S5VHModel
+
+    folder, victim = saved_model(tmp / "m"), _victim(tmp)
+    probe, expected = videos(3), tiny_model(0).encode(videos(3))
+
+    def load():
+        if not np.array_equal(S5VHModel.from_pretrained(folder).encode(probe), expected):
+            raise AssertionError("the model changed")
+
+    return _hostile_journal_outcome(folder, victim, load)
+
+
+@case("hostile folder")
+def crafted_journals_in_a_dataset_folder(tmp: Path):
+    write_split(tmp / "ds", "train", 5)
+    victim = _victim(tmp)
+    return _hostile_journal_outcome(tmp / "ds", victim, lambda: split_contents(tmp / "ds", "train"))
+
+
+@case("hostile folder")
+def dataset_card_pointing_outside(tmp: Path):
+    write_split(tmp / "outside", "train", 4, seed=7)
+    write_split(tmp / "ds", "train", 4)
+    card = (tmp / "ds" / "README.md").read_text()
+    if "path: data/train-*" not in card:
+        return "crash", "the card has no data_files entry to aim elsewhere"
+    (tmp / "ds" / "README.md").write_text(card.replace("path: data/train-*", "path: ../outside/data/train-*"))
+    return expect_clear(*cli("encode", str(saved_model(tmp / "m")), str(tmp / "ds"), "--split", "train", "--out",
+                             str(tmp / "c")), "outside")  # fmt: skip
+
+
+@case("hostile folder")
+def symlinked_secret_in_a_folder_to_push(tmp: Path):
+    from s5vh_hf.hub import push_model_folder
+
+    folder = saved_model(tmp / "m")
+    (tmp / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----")
+    (folder / "notes.txt").symlink_to(tmp / "id_ed25519")
+    return expect_raise(lambda: push_model_folder(folder, "me/model", token="t", endpoint="http://127.0.0.1:9"),
+                        ValueError, "symbolic link", "notes.txt")  # fmt: skip
+
+
+@case("hostile folder")
+def shards_that_disagree_on_d(tmp: Path):
+    import pyarrow.parquet as pq
+
+    write_split(tmp / "ds", "database", 6, shard_size=3)
+    other = tmp / "other"
+    from s5vh_hf.data import write_feature_split
+
+    write_feature_split(other, "database", [v[:, :20] for v in videos(6)], [f"x{i}" for i in range(6)],
+                        shard_size=3, dtype="float32")  # fmt: skip
+    name = "database-00001-of-00002.parquet"
+    pq.write_table(pq.read_table(other / "data" / name), tmp / "ds" / "data" / name)
+    return expect_clear(*cli("encode", str(saved_model(tmp / "m")), str(tmp / "ds"), "--out", str(tmp / "c")),
+                        "disagree")  # fmt: skip
+
+
+# ------------------------------------------------------------------------- concurrent writers and readers
+
+
+_SAVER = """
+import sys
+sys.path.insert(0, {scripts!r})
+from fault_injection import saved_model
+from pathlib import Path
+for round in range({rounds}):
+    saved_model(Path({folder!r}), seed={seeds}[round % 2])
+"""
+
+
+def _start(code: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, **(env or {})})  # fmt: skip
+
+
+@case("concurrency")
+def reader_while_a_writer_saves(tmp: Path):
+    from s5vh_hf import S5VHModel
+
+    folder = saved_model(tmp / "m", seed=0)
+    probe = videos(4, 9)
+    known = [tiny_model(seed).encode(probe) for seed in (0, 1)]
+    writer = _start(_SAVER.format(scripts=str(ROOT / "scripts"), rounds=12, folder=str(folder), seeds=[1, 0]))
+    loads = 0
+    while writer.poll() is None:
+        codes = S5VHModel.from_pretrained(folder).encode(probe)
+        loads += 1
+        if not any(np.array_equal(codes, k) for k in known):
+            writer.kill()
+            return "lost", f"load {loads} read a mix of two saves"
+    if writer.returncode != 0:
+        return "crash", "the writer failed: " + writer.stderr.read().decode().strip()[-140:]
+    return "intact", f"{loads} loads during 12 saves, each a whole model; the writer never failed"
+
+
+@case("concurrency")
+def two_writers_of_one_model_folder(tmp: Path):
+    from s5vh_hf import S5VHModel
+
+    folder = tmp / "m"
+    writers = [_start(_SAVER.format(scripts=str(ROOT / "scripts"), rounds=6, folder=str(folder), seeds=seeds))
+               for seeds in ([0, 1], [1, 0])]  # fmt: skip
+    errors = [w.communicate(timeout=600)[1].decode() for w in writers]
+    if any(w.returncode for w in writers):
+        return "crash", [e.strip().splitlines()[-1] for e in errors if e.strip()][0][:160]
+    probe = videos(4, 9)
+    codes = S5VHModel.from_pretrained(folder).encode(probe)
+    whole = any(np.array_equal(codes, tiny_model(seed).encode(probe)) for seed in (0, 1))
+    return ("intact", "12 saves by two writers, taken in turn; the folder holds one whole model") if whole else (
+        "lost", "the folder holds a mix")  # fmt: skip
+
+
+@case("concurrency")
+def two_writers_of_two_splits(tmp: Path):
+    code = """
+    import sys
+    sys.path.insert(0, {scripts!r})
+    from fault_injection import write_split
+    from pathlib import Path
+    for seed in range(5):
+        write_split(Path({folder!r}), {split!r}, 7 + seed, seed=seed, shard_size=3)
+    """
+    writers = [_start(code.format(scripts=str(ROOT / "scripts"), folder=str(tmp / "ds"), split=split))
+               for split in ("train", "query")]  # fmt: skip
+    errors = [w.communicate(timeout=600)[1].decode() for w in writers]
+    if any(w.returncode for w in writers):
+        return "crash", [e.strip().splitlines()[-1] for e in errors if e.strip()][0][:160]
+    for split in ("train", "query"):
+        ids, features = split_contents(tmp / "ds", split)
+        if ids != [f"{split}-4-{i}" for i in range(11)] or not np.allclose(features, np.stack(videos(11, 4)),
+                                                                         atol=1e-6):  # fmt: skip
+            return "lost", f"split {split} is not its last write"
+    return "intact", "both splits hold their last write; the card lists both"
+
+
+@case("concurrency")
+def second_writer_gives_up_with_one_line(tmp: Path):
+    from s5vh_hf.commits import folder_lock
+
+    model, data = saved_model(tmp / "m"), tmp / "ds"
+    write_split(data, "database", 6)
+    with folder_lock(tmp / "codes"):
+        result = cli_process("encode", str(model), str(data), "--out", str(tmp / "codes"),
+                             env={"S5VH_LOCK_TIMEOUT": "0.5"})  # fmt: skip
+    return expect_clear(result.returncode, result.stderr, "being written", str(os.getpid()))
+
+
+# --------------------------------------------------------------------------------------------- the index
+
+
+def _index_outcome(tmp: Path, expected_ids: list[str]) -> tuple[str, str] | None:
+    from s5vh_hf.video_index import VideoIndex
+
+    try:
+        index = VideoIndex(tmp / "index")
+    except Exception as error:  # noqa: BLE001
+        return "lost", f"the index no longer loads: {str(error)[:120]}"
+    if index.video_ids != expected_ids or index.index.ntotal != len(expected_ids):
+        return "lost", f"the index holds {len(index.video_ids)} entries and {index.index.ntotal} codes"
+    return None
+
+
+def _index_two_builds(tmp: Path) -> tuple[Path, list[str], list[str]]:
+    model = saved_model(tmp / "m")
+    write_split(tmp / "a", "database", 6, seed=0)
+    write_split(tmp / "b", "database", 9, seed=1)
+    assert cli("index", str(model), str(tmp / "a"), "--out", str(tmp / "index"))[0] == 0
+    return model, [f"database-0-{i}" for i in range(6)], [f"database-1-{i}" for i in range(9)]
+
+
+@case("kill -9")
+def kill_during_index_writes(tmp: Path):
+    model, old, new = _index_two_builds(tmp)
+    for point, expected in (("staged:index", old), ("journal:index", new)):
+        result = cli_process("index", str(model), str(tmp / "b"), "--out", str(tmp / "index"),
+                             env={"S5VH_FAULT_POINT": point})  # fmt: skip
+        if result.returncode != -signal.SIGKILL:
+            return "crash", f"not killed at {point}: exit {result.returncode} {result.stderr[-160:]}"
+        problem = _index_outcome(tmp, expected)
+        if problem:
+            return problem
+    return "intact", "killed before the commit: old index whole; after it: new index whole"
+
+
+@case("write data")
+def index_on_a_full_disk(tmp: Path):
+    import resource
+
+    model, old, _ = _index_two_builds(tmp)
+    split_contents(tmp / "b", "database")  # the datasets cache is written now, before the limit
+
+    def small_files():  # a file-size limit: what a full disk looks like to a writer (no mount needed)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+
+    result = subprocess.run([sys.executable, "-m", "s5vh_hf.cli", "index", str(model), str(tmp / "b"), "--out",
+                             str(tmp / "index")], cwd=ROOT, capture_output=True, text=True, preexec_fn=small_files)  # fmt: skip
+    problem = _index_outcome(tmp, old)
+    if result.returncode == 0:
+        return "silent", "exit 0 on a failed write"
+    if problem:
+        return problem
+    outcome = expect_clear(result.returncode, result.stderr)
+    return (outcome[0], "old index intact; " + outcome[1]) if outcome[0] == "clear" else outcome
+
+
+@case("hostile folder")
+def index_file_swapped_from_another_build(tmp: Path):
+    model, _, _ = _index_two_builds(tmp)
+    assert cli("index", str(model), str(tmp / "b"), "--out", str(tmp / "other"))[0] == 0
+    (tmp / "index" / "index.faissindex").write_bytes((tmp / "other" / "index.faissindex").read_bytes())
+    from s5vh_hf.video_index import VideoIndex
+
+    return expect_raise(lambda: VideoIndex(tmp / "index"), ValueError, "index.faissindex", "not the file")
 
 
 # ------------------------------------------------------------------------------------------ slow (full only)

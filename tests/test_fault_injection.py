@@ -25,7 +25,7 @@ def test_fault(case, tmp_path):
 def test_the_script_covers_every_stage_and_reports_all_outcomes():
     stages = {case.stage for case in fault_injection.CASES}
     assert {"load model", "load data", "write data", "validate", "kill -9", "concurrency", "rerun",
-            "kernel cache", "huge input"} <= stages  # fmt: skip
+            "kernel cache", "huge input", "hostile folder"} <= stages  # fmt: skip
     results = [(fault_injection.CASES[0], "clear", "x", 0.0), (fault_injection.CASES[1], "lost", "y", 0.0)]
     assert fault_injection.summary(results) == {"cases tried": 2, "clear": 1, "intact": 0, "crash": 0,
                                                 "silent": 0, "lost": 1}  # fmt: skip
