@@ -429,6 +429,17 @@ def _convert_checkpoint(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------------- parser
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a positive integer (``--batch-size 0`` or ``--limit -1`` is a usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s5vh", description="Self-supervised video hashing with S5VH.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -448,7 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = command("demo", "run the end-to-end demo on the embedded synthetic dataset", _demo)
     demo.add_argument("--out", default=DEMO_OUT, help="output folder (default s5vh-output/demo, or "
                       "s5vh-output/video-demo with --videos)")  # fmt: skip
-    demo.add_argument("--epochs", type=int, help="training epochs (default 12, about 20 s here; 40 with --videos)")
+    demo.add_argument(
+        "--epochs", type=positive_int, help="training epochs (default 12, about 20 s here; 40 with --videos)"
+    )
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument("--videos", action="store_true", help="the raw-video demo: synthetic video files → extract → "
@@ -460,18 +473,20 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--out", required=True, help="dataset folder to write (data/ + README.md)")
     convert.add_argument("--labels", help=".mat file with multi-hot labels")
     convert.add_argument("--label-key", help="key in the .mat file (default labels, or re_label/q_label)")
-    convert.add_argument("--shard-size", type=int, default=2048)
+    convert.add_argument("--shard-size", type=positive_int, default=2048)
     convert.add_argument("--dtype", choices=("float16", "float32"), default="float16")
-    convert.add_argument("--read-chunk", type=int, default=64, help="videos read from the HDF5 at a time")
+    convert.add_argument("--read-chunk", type=positive_int, default=64, help="videos read from the HDF5 at a time")
     convert.add_argument("--feature-extractor", help="what produced the features, e.g. 'VGG16 fc7 (ImageNet)' "
                          "(recorded in the dataset card)")  # fmt: skip
 
     pre = command("preprocess", "cluster the training videos and generate hash centers", _preprocess)
     pre.add_argument("dataset", help="feature dataset folder or Hub repo id")
     pre.add_argument("--split", default="train")
-    pre.add_argument("--code-length", "--bits", dest="bits", type=int, required=True, help="code length L (bits)")
-    pre.add_argument("--clusters", type=int, required=True, help="number of clusters / hash centers K")
-    pre.add_argument("--pca-dim", type=int, default=512)
+    pre.add_argument(
+        "--code-length", "--bits", dest="bits", type=positive_int, required=True, help="code length L (bits)"
+    )
+    pre.add_argument("--clusters", type=positive_int, required=True, help="number of clusters / hash centers K")
+    pre.add_argument("--pca-dim", type=positive_int, default=512)
     pre.add_argument("--seed", type=int, default=0)
     pre.add_argument("--out", required=True, help="folder for hash_centers_<L>.safetensors")
 
@@ -484,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="a config folder/json instead of a preset")
     train.add_argument("--release-compatible", action="store_true",
                        help="behave as the authors' released code instead of the package's defaults")  # fmt: skip
-    train.add_argument("--clusters", type=int, help="number K of clusters / hash centers")
+    train.add_argument("--clusters", type=positive_int, help="number K of clusters / hash centers")
     train.add_argument("--warmup-epochs", type=int, help="epoch from which pseudo-labels are refreshed")
     train.add_argument("--mask-ratio", type=float, help="fraction of frames hidden in each view")
     train.add_argument("--backbone", choices=("mamba", "transformer", "lstm", "gru"), help="temporal mixer")
@@ -492,13 +507,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="any S5VHConfig field, e.g. --set contrastive_weight=0.5 (repeatable)")  # fmt: skip
     train.add_argument("--learning-rate", type=float)
     train.add_argument("--save-total-limit", type=int, default=2, help="checkpoints kept in --out (default 2)")
-    train.add_argument("--threads", type=int, help="torch threads (default: the cores this process may use)")
+    train.add_argument("--threads", type=positive_int, help="torch threads (default: the cores this process may use)")
     train.add_argument("--centers", help="hash_centers_<L>.safetensors from `s5vh preprocess` (default: compute)")
     train.add_argument("--out", required=True, help="output folder (checkpoints and final model)")
     train.add_argument("--epochs", type=float)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--max-steps", type=int)
-    train.add_argument("--logging-steps", type=int, default=50)
+    train.add_argument("--logging-steps", type=positive_int, default=50)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     train.add_argument("--drop-last", action=argparse.BooleanOptionalAction, default=None,
@@ -512,8 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("dataset", help="feature dataset folder or Hub repo id")
     enc.add_argument("--split", default="database")
     enc.add_argument("--out", required=True, help="output folder: codes.parquet (video_id, code) when done")
-    enc.add_argument("--chunk-size", type=int, default=8192, help="videos per resumable chunk")
-    enc.add_argument("--batch-size", type=int, default=256)
+    enc.add_argument("--chunk-size", type=positive_int, default=8192, help="videos per resumable chunk")
+    enc.add_argument("--batch-size", type=positive_int, default=256)
 
     ev = command("evaluate", "mAP@K of a model on a dataset with the paper's protocol", _evaluate)
     ev.add_argument("model", help="model folder or Hub repo id")
@@ -536,8 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--extractor", help="the frame extractor (default: the one the index records)")
     se.add_argument("--database-split", default="database")
     se.add_argument("--query-split", default="query")
-    se.add_argument("--k", type=int, default=10)
-    se.add_argument("--limit", type=int, help="only the first N queries")
+    se.add_argument("--k", type=positive_int, default=10)
+    se.add_argument("--limit", type=positive_int, help="only the first N queries")
     se.add_argument("--json", help="write the results as JSON instead of printing")
     se.add_argument("--database-codes", help="codes.parquet written by `s5vh encode` (or its --out folder) for the "
                     "database: no re-encoding")  # fmt: skip
@@ -550,12 +565,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "ActivityNet), dinov2, clip, or any Hub id / local folder")  # fmt: skip
     ex.add_argument("--out", required=True, help="feature dataset folder")
     ex.add_argument("--split", default="train")
-    ex.add_argument("--frames", type=int, default=25, help="frames sampled per video (25; 30 for ActivityNet)")
+    ex.add_argument("--frames", type=positive_int, default=25, help="frames sampled per video (25; 30 for ActivityNet)")
     ex.add_argument("--fps", type=float, help="sample this many frames per second instead of --frames")
     ex.add_argument("--labels", help="JSON file: video path (relative to the folder) → class id(s)")
-    ex.add_argument("--chunk-size", type=int, default=64, help="videos per resumable chunk")
-    ex.add_argument("--batch-frames", type=int, default=128, help="frames per encoder call")
-    ex.add_argument("--decode-workers", type=int, default=2, help="decoding threads (they overlap the encoder)")
+    ex.add_argument("--chunk-size", type=positive_int, default=64, help="videos per resumable chunk")
+    ex.add_argument("--batch-frames", type=positive_int, default=128, help="frames per encoder call")
+    ex.add_argument(
+        "--decode-workers", type=positive_int, default=2, help="decoding threads (they overlap the encoder)"
+    )
 
     ix = command("index", "build a Hamming index of a video collection (extracting features when given videos)",
                  _index)  # fmt: skip
@@ -564,8 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--out", required=True, help="index folder")
     ix.add_argument("--extractor", help="frame extractor for video files (see `s5vh extract`)")
     ix.add_argument("--split", default="database")
-    ix.add_argument("--frames", type=int, default=25)
-    ix.add_argument("--decode-workers", type=int, default=2)
+    ix.add_argument("--frames", type=positive_int, default=25)
+    ix.add_argument("--decode-workers", type=positive_int, default=2)
 
     push = command("push", "push a saved model (with its model card) to the Hub", _push)
     push.add_argument("model", help="model folder")

@@ -36,6 +36,16 @@ RELEASE_COMPATIBILITY: dict[str, Any] = dict(
 """Config options that reproduce the authors' released code (used by the checkpoint converter and by
 ``S5VHConfig.from_preset(..., release_compatible=True)``); the package's defaults train better."""
 FEATURE_NORMALIZATIONS = ("standardize", "none")
+
+MAXIMA = {
+    "feature_dim": 65536, "hidden_size": 16384, "decoder_hidden_size": 16384, "encoder_depth": 256,
+    "decoder_depth": 256, "code_length": 4096, "state_size": 1024, "conv_kernel": 64, "expand": 16,
+    "num_hash_centers": 1 << 20, "warmup_epochs": 1_000_000,
+}  # fmt: skip
+"""Largest accepted value of each size field: beyond these a typo, not a model (checked before any allocation)."""
+MAX_PARAMETERS = 4_000_000_000
+"""Largest accepted :meth:`S5VHConfig.estimated_parameters` (16 GiB of float32 weights)."""
+
 SCAN_IMPLEMENTATIONS = ("auto", "cpu_kernel", "fast", "reference")
 """Names of ``scan_implementation``; :func:`~s5vh_hf.selective_scan.resolve_scan_backend` turns them into the scan
 that runs."""
@@ -197,6 +207,23 @@ class S5VHConfig(PretrainedConfig):
         super().__init__(**kwargs)
         self.validate()
 
+    def estimated_parameters(self) -> int:
+        """An upper estimate of the parameter count, computed before anything is allocated (the absurd-size check
+        of :meth:`validate`)."""
+
+        def stack(width: int, depth: int) -> int:
+            inner = self.expand * width
+            rank = self.time_step_rank_for(inner)
+            mixer = inner * (3 * width + self.conv_kernel + 2 * rank + 3 * self.state_size + 4)
+            return depth * 2 * (mixer + 4 * width)  # two directions (or a mixer and its reversed copy)
+
+        return (
+            self.feature_dim * (self.hidden_size + self.decoder_hidden_size + 2)
+            + stack(self.hidden_size, self.encoder_depth)
+            + stack(self.decoder_hidden_size, self.decoder_depth)
+            + (self.hidden_size + self.decoder_hidden_size + self.num_hash_centers + 2) * self.code_length
+        )
+
     def time_step_rank_for(self, width: int) -> int:
         """Rank R of Mamba's Δ projection for a block of the given width (ceil(width/16) unless set)."""
         return self.time_step_rank if self.time_step_rank is not None else math.ceil(width / 16)
@@ -211,6 +238,18 @@ class S5VHConfig(PretrainedConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"S5VHConfig.{name} must be a positive integer, got {value!r}")
+        for name, largest in MAXIMA.items():
+            if getattr(self, name) > largest:
+                raise ValueError(f"S5VHConfig.{name} = {getattr(self, name)} is beyond the supported maximum {largest}")
+        rank = self.time_step_rank
+        if rank is not None and (not isinstance(rank, int) or isinstance(rank, bool) or not 1 <= rank <= 65536):
+            raise ValueError(f"S5VHConfig.time_step_rank must be None (automatic) or an integer in [1, 65536], got "
+                             f"{rank!r}")  # fmt: skip
+        parameters = self.estimated_parameters()
+        if parameters > MAX_PARAMETERS:
+            raise ValueError(f"this configuration would hold about {parameters / 1e9:.3g} billion parameters "
+                             f"({4 * parameters / 2**30:.3g} GiB in float32), beyond the supported "
+                             f"{MAX_PARAMETERS / 1e9:g} billion; check hidden_size, expand and the depths")  # fmt: skip
         if self.code_length % 8:
             raise ValueError(
                 f"S5VHConfig.code_length must be a multiple of 8 (codes are stored as bytes), got {self.code_length}"

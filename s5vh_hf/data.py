@@ -337,6 +337,12 @@ def import_h5_features(
         n_videos, n_frames, feature_dim = feats.shape
         if n_videos == 0:
             raise ValueError(f"{features_h5}[{feats_key!r}] holds no videos (empty split)")
+        if n_frames == 0 or feature_dim == 0:
+            raise ValueError(f"{features_h5}[{feats_key!r}] has shape {feats.shape}: videos with no frames (T = 0) or "
+                             "frames with no values (D = 0) are refused")  # fmt: skip
+        if feats.dtype.kind not in "fiu":
+            raise ValueError(f"{features_h5}[{feats_key!r}] holds {feats.dtype} values; frame features must be real "
+                             "numbers (complex values would lose their imaginary part)")  # fmt: skip
         labels = None
         if labels_mat is not None:
             labels = read_mat_labels(labels_mat, label_key, split)
@@ -415,6 +421,9 @@ def write_feature_split(
                 if video.ndim != 2 or video.shape[1] != feature_dim or len(video) == 0:
                     raise ValueError(f"video {shard * shard_size + index} ({video_id}) has shape {video.shape}, "
                                      f"expected [T ≥ 1, {feature_dim}]")  # fmt: skip
+                if video.dtype.kind not in "fiu":
+                    raise ValueError(f"video {shard * shard_size + index} ({video_id}) holds {video.dtype} values; "
+                                     "frame features must be real numbers")  # fmt: skip
                 features.append(cast_features(video[None], dtype, [video_id], "write_feature_split")[0])
             rows = {
                 "video_id": ids,

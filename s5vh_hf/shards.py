@@ -97,8 +97,10 @@ def cast_features(block: np.ndarray, dtype: str, video_ids: list[str], source: s
     names = [video_ids[i] for i in bad[:10]]
     if np.isfinite(original[bad]).all():
         largest = float(np.abs(original[bad]).max())
+        limit = float(np.finfo(dtype).max)
+        advice = "store them as float32 (--dtype float32) or rescale" if dtype == "float16" else "rescale them"
         raise ValueError(f"{source}: videos {names} hold values up to {largest:.4g}, beyond the range of {dtype} "
-                         "(±65504 for float16); store them as float32 (--dtype float32) or rescale")  # fmt: skip
+                         f"(±{limit:.6g}); {advice}")  # fmt: skip
     raise ValueError(f"{source}: NaN or Inf features in videos {names}")
 
 

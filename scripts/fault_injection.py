@@ -704,6 +704,86 @@ def kill_during_extraction_then_rerun(tmp: Path):
     return ("intact", "the rerun finished; features equal to a clean run") if same else ("lost", "features differ")
 
 
+@case("write data")
+def hdf5_videos_with_no_frames(tmp: Path):
+    import h5py
+
+    with h5py.File(tmp / "f.h5", "w") as handle:
+        handle["feats"] = np.zeros((3, 0, 24), np.float32)
+    outcome = expect_clear(*cli("convert-features", str(tmp / "f.h5"), "--split", "train", "--out", str(tmp / "ds")),
+                           "T = 0")  # fmt: skip
+    return ("lost", "a split was written") if (tmp / "ds" / "data").exists() and any((tmp / "ds" / "data").iterdir()) \
+        else outcome  # fmt: skip
+
+
+@case("write data")
+def complex_hdf5_features(tmp: Path):
+    import h5py
+
+    feats = np.random.default_rng(0).standard_normal((3, 4, 24)) * (1 + 1j)
+    with h5py.File(tmp / "f.h5", "w") as handle:
+        handle["feats"] = feats.astype(np.complex64)
+    return expect_clear(*cli("convert-features", str(tmp / "f.h5"), "--split", "train", "--out", str(tmp / "ds")),
+                        "complex")  # fmt: skip
+
+
+@case("write data")
+def float32_overflow_names_float32s_limit(tmp: Path):
+    from s5vh_hf.shards import cast_features
+
+    block = np.full((1, 2, 3), 1e300)
+    outcome = expect_raise(lambda: cast_features(block, "float32", ["v"]), ValueError, "float32", "3.40282e+38")
+    if outcome[0] == "clear" and "65504" in outcome[1]:
+        return "crash", "the float32 message cites float16's limit"
+    return outcome
+
+
+@case("validate")
+def absurd_configs_refused_before_allocating(tmp: Path):
+    from s5vh_hf import S5VHConfig
+
+    for overrides, words in (({"hidden_size": 10**9}, ("hidden_size",)), ({"time_step_rank": -1}, ("time_step_rank",)),
+                             ({"encoder_depth": 10**6}, ("encoder_depth",)),
+                             ({"hidden_size": 16384, "expand": 16, "encoder_depth": 256}, ("billion",))):  # fmt: skip
+        start = time.perf_counter()
+        outcome = expect_raise(lambda o=overrides: S5VHConfig(**o), ValueError, *words)
+        if outcome[0] != "clear":
+            return outcome
+        if time.perf_counter() - start > 5:
+            return "crash", f"{overrides} took {time.perf_counter() - start:.0f} s to refuse"
+    return outcome
+
+
+@case("validate")
+def zero_and_negative_counts_on_the_command_line(tmp: Path):
+    model, data = saved_model(tmp / "m"), tmp / "ds"
+    write_split(data, "database", 4)
+    for argv, word in ((["encode", str(model), str(data), "--out", str(tmp / "c"), "--batch-size", "0"], "--batch-size"),
+                       (["search", str(model), str(data), "--query-split", "database", "--limit", "-1"], "--limit"),
+                       (["encode", str(model), str(data), "--out", str(tmp / "c"), "--chunk-size", "-3"], "--chunk-size")):  # fmt: skip
+        result = cli_process(*argv)
+        outcome = expect_clear(result.returncode, result.stderr, word, "positive integer")
+        if outcome[0] != "clear":
+            return outcome
+    return outcome
+
+
+@case("rerun")
+def encode_rerun_after_a_config_edit(tmp: Path):
+    from s5vh_hf.encoding import load_codes
+
+    model, data = saved_model(tmp / "m"), tmp / "ds"
+    write_split(data, "database", 20)
+    assert cli("encode", str(model), str(data), "--out", str(tmp / "codes"), "--chunk-size", "8")[0] == 0
+    config = json.loads((model / "config.json").read_text())
+    config["layer_norm_eps"] = 0.5  # changes codes, not weights
+    (model / "config.json").write_text(json.dumps(config))
+    assert cli("encode", str(model), str(data), "--out", str(tmp / "codes"), "--chunk-size", "8")[0] == 0
+    assert cli("encode", str(model), str(data), "--out", str(tmp / "clean"), "--chunk-size", "8")[0] == 0
+    same = np.array_equal(load_codes(tmp / "codes")[1], load_codes(tmp / "clean")[1])
+    return ("intact", "chunks of the old config redone; equal to a clean run") if same else ("lost", "stale chunks")
+
+
 # ------------------------------------------------------------------------------------- hostile folders
 
 
