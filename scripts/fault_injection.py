@@ -657,6 +657,58 @@ def planted_library_in_a_shared_cache(tmp: Path):
     return "clear", "refused: " + [line for line in result.stderr.splitlines() if "not used" in line][0][-100:]
 
 
+@case("kernel cache")
+def cache_below_a_folder_others_may_write_to(tmp: Path):
+    from s5vh_hf import cpu_kernels
+
+    if cpu_kernels._compiler() is None:
+        return "intact", "no compiler here: nothing is loaded from any cache"
+    parent = tmp / "open-parent"
+    parent.mkdir()
+    os.chmod(parent, 0o777)
+    (parent / "cache").mkdir(mode=0o700)
+    result = python_process("from s5vh_hf.cpu_kernels import kernel_cache_dir; print(kernel_cache_dir())",
+                            {"S5VH_KERNEL_CACHE": str(parent / "cache")})  # fmt: skip
+    if result.returncode != 0:
+        return "crash", result.stderr.strip()[-160:]
+    if result.stdout.strip() == str(parent / "cache"):
+        return "lost", "a cache another user could rename away was used"
+    return "clear", [line for line in result.stderr.splitlines() if "not used" in line][0][-110:]
+
+
+@case("kernel cache")
+def library_swapped_between_check_and_load(tmp: Path):
+    from s5vh_hf import cpu_kernels
+
+    compiler = cpu_kernels._compiler()
+    if compiler is None:
+        return "intact", "no compiler here: nothing is loaded from any cache"
+    code = f"""
+    import os, subprocess
+    from pathlib import Path
+    import s5vh_hf.cpu_kernels as k
+    flags = k._FLAG_SETS[-1]
+    k._build_library((flags,))
+    target = k.kernel_cache_dir() / f"s5vh_scan_{{k._library_key(k._compiler(), flags)}}.so"
+    descriptor = k._open_verified(target)
+    source = Path({str(tmp)!r}) / "planted.c"
+    source.write_text('#include <stdio.h>\\n__attribute__((constructor)) static void p(void) {{ FILE *f = '
+                      'fopen("{tmp}/planted-ran", "w"); if (f) fclose(f); }}\\n')
+    subprocess.run([k._compiler(), "-shared", "-fPIC", str(source), "-o", str(target) + ".new"], check=True)
+    os.replace(str(target) + ".new", target)
+    library = k._load_descriptor(descriptor)
+    print(hasattr(library, "s5vh_scan_forward"), k._verified(target))
+    """
+    result = python_process(code, {"S5VH_KERNEL_CACHE": str(tmp / "cache")})
+    if (tmp / "planted-ran").exists():
+        return "lost", "the library swapped in after the check was loaded"
+    if result.returncode != 0:
+        return "crash", result.stderr.strip()[-160:]
+    if result.stdout.split() != ["True", "False"]:
+        return "lost", f"loaded/verified: {result.stdout.strip()}"
+    return "intact", "the checked file was loaded through its descriptor; the swapped one fails the next check"
+
+
 def _video_folder(tmp: Path, count: int = 6) -> tuple[Path, Path]:
     """A few synthetic videos and a tiny random VGG frame encoder."""
     import torch

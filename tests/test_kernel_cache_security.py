@@ -38,7 +38,7 @@ def _plant(path: Path, tmp_path: Path) -> None:
     source = tmp_path / "planted.c"
     source.write_text(PLANTED_SOURCE)
     subprocess.run([kernels_module._compiler(), "-shared", "-fPIC", str(source), "-o", str(path)], check=True)
-    Path(str(path) + ".sha256").write_text(kernels_module._sha256_file(path))  # even a matching record
+    Path(str(path) + ".sha256").write_text(kernels_module._sha256_file(path))  # even a matching record beside it
 
 
 def _load_in_subprocess(env: dict, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -126,9 +126,40 @@ def test_a_library_without_its_hash_record_is_rebuilt(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir(mode=0o700)
     assert _load_in_subprocess({"S5VH_KERNEL_CACHE": str(cache)}, tmp_path).returncode == 0
-    record = Path(str(_target(cache)) + ".sha256")
+    record = kernels_module._record_path(_target(cache))
+    assert record.parent == kernels_module.kernel_records_dir() != cache  # not beside the library it vouches for
     record.unlink()
     assert not kernels_module._verified(_target(cache))
     assert _load_in_subprocess({"S5VH_KERNEL_CACHE": str(cache)}, tmp_path).returncode == 0
     assert record.is_file() and kernels_module._verified(_target(cache))
     shutil.rmtree(cache)
+
+
+def test_a_cache_below_a_folder_others_may_write_to_is_refused(tmp_path):
+    parent = tmp_path / "shared-parent"
+    parent.mkdir()
+    os.chmod(parent, 0o777)  # another user could rename the cache away and put their own in its place
+    cache = parent / "cache"
+    cache.mkdir(mode=0o700)
+    result = _load_in_subprocess({"S5VH_KERNEL_CACHE": str(cache)}, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"others may write to {parent}" in result.stderr and f"folder {cache}" not in result.stdout
+    os.chmod(parent, 0o1777)  # with the sticky bit (as /tmp), others cannot rename what they do not own
+    assert kernels_module._unsafe_ancestor(cache) is None
+
+
+def test_the_library_loaded_is_the_file_that_was_hashed(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    monkeypatch.setenv("S5VH_KERNEL_CACHE", str(cache))
+    assert _load_in_subprocess({"S5VH_KERNEL_CACHE": str(cache)}, tmp_path).returncode == 0
+    target = _target(cache)
+    descriptor = kernels_module._open_verified(target)
+    assert descriptor is not None
+    swapped = tmp_path / "planted.so"
+    _plant(swapped, tmp_path)
+    os.replace(swapped, target)  # swapped in between the check and the load
+    monkeypatch.setenv("PLANTED_MARKER", str(tmp_path / "marker"))
+    library = kernels_module._load_descriptor(descriptor)  # keeps the descriptor open
+    assert hasattr(library, "s5vh_scan_forward") and not (tmp_path / "marker").exists()
+    assert not kernels_module._verified(target)  # and the planted file fails the next check
