@@ -232,8 +232,8 @@ def _train(args: argparse.Namespace) -> int:
         overrides["learning_rate"] = args.learning_rate
     overrides.update(_training_arg_overrides(args.training_arg or []))
     training_args = s5vh_training_arguments(config, args.out, num_train_examples=len(train), **overrides)
-    trainer = S5VHTrainer(model, training_args, train, labels)
-    trainer.train(resume_from_checkpoint=True if args.resume else None)
+    trainer = S5VHTrainer(model, training_args, train, labels, allow_inexact_resume=args.inexact_resume)
+    trainer.train(resume_from_checkpoint=True if args.resume or args.inexact_resume else None)
     trainer.save_model(args.out)
     print(f"saved the trained model to {args.out}")
     if training_args.push_to_hub:
@@ -515,7 +515,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int)
     train.add_argument("--logging-steps", type=positive_int, default=50)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the last complete checkpoint in --out (same data, centers and options)",
+    )
+    train.add_argument("--inexact-resume", action="store_true",
+                       help="--resume, also from a checkpoint without optimizer, scheduler or RNG state (not bit "
+                       "for bit)")  # fmt: skip
     train.add_argument("--drop-last", action=argparse.BooleanOptionalAction, default=None,
                        help="drop the last incomplete batch of each epoch (default: on)")  # fmt: skip
     train.add_argument("--training-arg", action="append", metavar="NAME=VALUE",

@@ -5,6 +5,7 @@ retrieval evaluation, and checkpoints that resume exactly.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import os
@@ -16,8 +17,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import PredictionOutput, get_last_checkpoint
+from transformers.trainer_utils import PredictionOutput, rotate_checkpoints
 
+from .checkpoints import (
+    exact_resume_files,
+    incomplete_reason,
+    last_complete_checkpoint,
+    resume_problems,
+    write_checkpoint_record,
+)
+from .commits import fault_point, write_file_atomically
 from .configuration_s5vh import S5VHConfig, preset_training_recipe
 from .data import IndexedFeatureDataset, TwoViewCollator, videos_and_labels
 from .evaluation import DEFAULT_KS, evaluate_retrieval
@@ -159,14 +168,21 @@ class PseudoLabelStore:
         self.soft_labels[video_index.cpu()] = labels.float().cpu()
 
     def save(self, path: str | os.PathLike) -> None:
-        from safetensors.torch import save_file
+        """Write the soft labels as safetensors, atomically (a kill leaves the old file or the new one)."""
+        from safetensors.torch import save
 
-        save_file({"soft_labels": self.soft_labels.contiguous()}, str(path), metadata={"format": "s5vh-pseudo-labels"})
+        payload = save({"soft_labels": self.soft_labels.contiguous()}, metadata={"format": "s5vh-pseudo-labels"})
+        write_file_atomically(path, payload)
 
     def load(self, path: str | os.PathLike) -> None:
         from safetensors.torch import load_file
 
-        loaded = load_file(str(path))["soft_labels"]
+        try:
+            loaded = load_file(str(path))["soft_labels"]
+        except Exception as error:  # noqa: BLE001 - safetensors raises its own error type for torn files
+            raise ValueError(
+                f"{path} is not a readable pseudo-label file (torn?): {str(error).splitlines()[0]}"
+            ) from error
         if loaded.shape != self.soft_labels.shape:
             raise ValueError(
                 f"{path} holds pseudo-labels of shape {tuple(loaded.shape)}, expected {tuple(self.soft_labels.shape)}"
@@ -207,9 +223,9 @@ class TrainingHealthCallback(TrainerCallback):
 
 
 class CheckpointExtrasCallback(TrainerCallback):
-    """On every checkpoint save: writes the pseudo-label state into the checkpoint folder (resume restores it)
-    and, when pushing to the Hub, refreshes the S5VH model card in the output folder so the next upload carries
-    it. Added by :class:`S5VHTrainer` itself."""
+    """On every checkpoint save, when pushing to the Hub: refreshes the S5VH model card in the output folder so
+    the next upload carries it. Added by :class:`S5VHTrainer` itself (which writes the pseudo-labels and the
+    checkpoint record itself, before old checkpoints are rotated away)."""
 
     def __init__(self, pseudo_labels: PseudoLabelStore, write_card) -> None:
         self.pseudo_labels, self.write_card = pseudo_labels, write_card
@@ -217,9 +233,6 @@ class CheckpointExtrasCallback(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):  # noqa: D102
         if not args.should_save:
             return control
-        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-        if os.path.isdir(folder):
-            self.pseudo_labels.save(os.path.join(folder, PSEUDO_LABELS_FILE))
         if args.push_to_hub:
             self.write_card()
         return control
@@ -242,7 +255,13 @@ class S5VHTrainer(Trainer):
             Each check logs ``health/distinct_fraction``, ``health/bit_imbalance``, ``health/constant_bits``,
             ``health/bit_entropy`` and ``health/center_usage``, keeps them in ``health_history`` and warns on a
             collapse.
+        allow_inexact_resume: Resume from a checkpoint that lacks optimizer, scheduler or RNG state (the run then
+            does not continue bit for bit); without it such a resume is refused.
         **kwargs: Passed on to ``Trainer``.
+
+    Checkpoints are complete only once every file is written and recorded (:mod:`~s5vh_hf.checkpoints`);
+    ``train(resume_from_checkpoint=True)`` takes the newest complete one, and a resume with other training data,
+    hash centers, code length or number of processes is refused, naming what changed.
     """
 
     # compute_loss returns the per-batch mean; training_step divides it by the accumulation steps.
@@ -261,6 +280,7 @@ class S5VHTrainer(Trainer):
         allow_query_split_selection: bool = False,
         data_collator: Any = None,
         health_probe: Any = None,
+        allow_inexact_resume: bool = False,
         **kwargs: Any,
     ) -> None:
         if not isinstance(model, S5VHModel):
@@ -295,6 +315,8 @@ class S5VHTrainer(Trainer):
         )
         super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=collator, **kwargs)
         self.pseudo_labels = store
+        self.allow_inexact_resume = allow_inexact_resume
+        self._resume_inputs: dict[str, Any] | None = None
         self.eval_database, self.eval_queries = eval_database, eval_queries
         self.eval_ks, self.eval_protocol = tuple(eval_ks), eval_protocol
         self._term_sums = torch.zeros(3)
@@ -495,18 +517,81 @@ class S5VHTrainer(Trainer):
         }
         if self.args.push_to_hub:
             self.create_model_card()  # checkpoint pushes during training upload the output folder
-        if resume_from_checkpoint is True:
-            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
-            if resume_from_checkpoint is None:
-                raise ValueError(f"no checkpoint found in {self.args.output_dir} to resume from")
+        self._resume_inputs = self.resume_inputs()
         if resume_from_checkpoint:
-            path = os.path.join(resume_from_checkpoint, PSEUDO_LABELS_FILE)
-            if not os.path.isfile(path):
-                raise ValueError(
-                    f"{resume_from_checkpoint} has no {PSEUDO_LABELS_FILE}; it was not written by S5VHTrainer"
-                )
-            self.pseudo_labels.load(path)
+            resume_from_checkpoint = self._checkpoint_to_resume(resume_from_checkpoint)
+            self.pseudo_labels.load(os.path.join(resume_from_checkpoint, PSEUDO_LABELS_FILE))
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    def resume_inputs(self) -> dict[str, Any]:
+        """What a checkpoint of this run records about its inputs, and a resume must match: fingerprints of the
+        training data (its size, frame counts and a sample of videos) and the hash centers, the code length, D and
+        the number of processes."""
+        model = self.accelerator.unwrap_model(self.model)
+        data = self.train_dataset.dataset
+        digest = hashlib.sha256(np.asarray(data["num_frames"], dtype=np.int64).tobytes())
+        for index in np.unique(np.linspace(0, len(data) - 1, num=min(len(data), 32)).astype(int)):
+            digest.update(np.ascontiguousarray(data[int(index)]["features"], dtype=np.float32).tobytes())
+        centers = model.hash_centers.detach().cpu().to(torch.float32).contiguous().numpy().tobytes()
+        return {
+            "train_data": f"{len(data)} videos, {digest.hexdigest()[:16]}",
+            "hash_centers": hashlib.sha256(centers).hexdigest()[:16],
+            "code_length": model.config.code_length,
+            "feature_dim": model.config.feature_dim,
+            "processes": self.args.world_size,
+        }
+
+    def _checkpoint_to_resume(self, requested: str | bool) -> str:
+        """The checkpoint to resume from: the newest complete one for ``True`` (passing over incomplete ones with
+        a warning), else the one named, which must be complete. Refused when the inputs changed, or (unless
+        ``allow_inexact_resume``) when optimizer, scheduler or RNG state is missing."""
+        output_dir = self.args.output_dir
+        may_lack = tuple(exact_resume_files(self.args.world_size)) if self.allow_inexact_resume else ()
+        if requested is True:
+            found, skipped = last_complete_checkpoint(output_dir, may_lack)
+            for line in skipped:
+                logger.warning("not resuming from %s", line)
+            if found is None:
+                detail = f" ({'; '.join(skipped)})" if skipped else ""
+                hint = "" if self.allow_inexact_resume else "; --inexact-resume goes on without optimizer/RNG state"
+                raise ValueError(f"no complete checkpoint in {output_dir} to resume from{detail}{hint}")
+            requested = str(found)
+        else:
+            reason = incomplete_reason(requested, may_lack)
+            if reason is not None:
+                raise ValueError(f"{requested} is not a complete checkpoint: {reason}")
+        if not os.path.isfile(os.path.join(requested, PSEUDO_LABELS_FILE)):
+            raise ValueError(f"{requested} has no {PSEUDO_LABELS_FILE}; it was not written by S5VHTrainer")
+        changed, missing = resume_problems(requested, self._resume_inputs or self.resume_inputs(), self.args.world_size)
+        if changed:
+            raise ValueError(f"{requested} was trained with other inputs: {'; '.join(changed)}; resume with the same "
+                             "data, centers and options, or start a new run in another --out")  # fmt: skip
+        if missing and not self.allow_inexact_resume:
+            raise ValueError(f"{requested} lacks {', '.join(missing)}: the run would not continue bit for bit; allow "
+                             "an inexact resume (--inexact-resume, allow_inexact_resume=True) to go on anyway")  # fmt: skip
+        if missing:
+            logger.warning("resuming from %s without %s: not bit for bit", requested, ", ".join(missing))
+        return requested
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        """``Trainer._save_checkpoint``, then the pseudo-labels and the checkpoint record (which makes the checkpoint
+        complete, :mod:`~s5vh_hf.checkpoints`); old checkpoints are rotated away only after that, so a kill while
+        saving always leaves a complete checkpoint behind when there was one."""
+        limit = self.args.save_total_limit
+        self.args.save_total_limit = None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
+        run_dir = self._get_output_dir(trial=trial)
+        folder = os.path.join(run_dir, f"checkpoint-{self.state.global_step}")
+        self.accelerator.wait_for_everyone()  # every process's RNG state is written
+        if self.args.should_save and os.path.isdir(folder):
+            fault_point(f"checkpoint:{self.state.global_step}")  # trainer files written, not yet complete
+            self.pseudo_labels.save(os.path.join(folder, PSEUDO_LABELS_FILE))
+            write_checkpoint_record(folder, self._resume_inputs or self.resume_inputs())
+            rotate_checkpoints(output_dir=run_dir, save_total_limit=limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)  # fmt: skip
 
     # -- evaluation ------------------------------------------------------------------------------------------------
 

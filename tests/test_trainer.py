@@ -161,6 +161,60 @@ def test_model_selection_refuses_a_query_split(feature_folder, tmp_path):
     )  # fmt: skip
 
 
+def _two_checkpoints(feature_folder, tmp_path, **overrides):
+    """A run cut after the checkpoints of steps 6 and 12 (of 18); returns its setup for resuming."""
+    values = dict(num_train_epochs=3, save_strategy="steps", save_steps=6, save_total_limit=3, **overrides)
+    model, train, clusters, args = _setup(feature_folder, tmp_path, **values)
+    S5VHTrainer(model, args, train, clusters.pseudo_labels, callbacks=[_StopAt(12)]).train()
+    return _setup(feature_folder, tmp_path, **values)
+
+
+def test_resume_takes_the_last_complete_checkpoint(feature_folder, tmp_path, caplog):
+    from s5vh_hf.checkpoints import RECORD_FILE, incomplete_reason
+
+    model, train, clusters, args = _two_checkpoints(feature_folder, tmp_path)
+    run = tmp_path / "run"
+    assert incomplete_reason(run / "checkpoint-6") is None and incomplete_reason(run / "checkpoint-12") is None
+    optimizer = run / "checkpoint-12" / "optimizer.pt"
+    optimizer.write_bytes(optimizer.read_bytes()[:100])  # torn, as by a kill or a full disk
+    with pytest.raises(ValueError, match="optimizer.pt is torn"):
+        S5VHTrainer(model, args, train, clusters.pseudo_labels).train(resume_from_checkpoint=str(run / "checkpoint-12"))
+    (run / "checkpoint-6" / RECORD_FILE).unlink()  # checkpoint-6 killed before its record: incomplete too
+    with pytest.raises(ValueError, match="no complete checkpoint"):
+        S5VHTrainer(model, args, train, clusters.pseudo_labels).train(resume_from_checkpoint=True)
+
+
+def test_resume_falls_back_past_a_checkpoint_without_pseudo_labels(feature_folder, tmp_path, caplog):
+    model, train, clusters, args = _two_checkpoints(feature_folder, tmp_path)
+    (tmp_path / "run" / "checkpoint-12" / PSEUDO_LABELS_FILE).unlink()
+    trainer = S5VHTrainer(model, args, train, clusters.pseudo_labels)
+    with caplog.at_level("WARNING"):
+        trainer.train(resume_from_checkpoint=True)
+    assert "checkpoint-12: pseudo_labels.safetensors is missing" in caplog.text
+    assert trainer.state.global_step == 18
+
+
+def test_resume_with_other_inputs_is_refused_naming_them(feature_folder, tmp_path):
+    model, train, clusters, args = _two_checkpoints(feature_folder, tmp_path)
+    other = make_synthetic_videos(num_videos=48, num_classes=4, feature_dim=24, num_frames=8, min_frames=6, seed=5)
+    write_feature_split(tmp_path / "other", "train", other.videos(), other.video_ids)  # same size, other videos
+    other_train = load_feature_dataset(tmp_path / "other", split="train")
+    with pytest.raises(ValueError, match="train_data"):
+        S5VHTrainer(model, args, other_train, clusters.pseudo_labels).train(resume_from_checkpoint=True)
+    model.set_hash_centers(generate_hash_centers(clusters.semantic_centers, 16, seed=1).centers)
+    with pytest.raises(ValueError, match="hash_centers"):
+        S5VHTrainer(model, args, train, clusters.pseudo_labels).train(resume_from_checkpoint=True)
+
+
+def test_a_checkpoint_without_optimizer_state_resumes_only_when_allowed(feature_folder, tmp_path):
+    model, train, clusters, args = _two_checkpoints(feature_folder, tmp_path, save_only_model=True)
+    with pytest.raises(ValueError, match="lacks optimizer.pt, scheduler.pt"):
+        S5VHTrainer(model, args, train, clusters.pseudo_labels).train(resume_from_checkpoint=True)
+    trainer = S5VHTrainer(model, args, train, clusters.pseudo_labels, allow_inexact_resume=True)
+    trainer.train(resume_from_checkpoint=True)
+    assert trainer.state.global_step == 18
+
+
 def test_bad_setups_are_reported(feature_folder, tmp_path):
     model, train, clusters, args = _setup(feature_folder, tmp_path)
     with pytest.raises(ValueError, match="lie in \\[0, 4\\)"):
@@ -171,7 +225,7 @@ def test_bad_setups_are_reported(feature_folder, tmp_path):
         S5VHTrainer(model, args, train, clusters.pseudo_labels[:47])
     with pytest.raises(ValueError, match="missing column"):
         S5VHTrainer(model, args, train.remove_columns(["num_frames"]), clusters.pseudo_labels)
-    with pytest.raises(ValueError, match="no checkpoint"):
+    with pytest.raises(ValueError, match="no complete checkpoint"):
         S5VHTrainer(model, args, train, clusters.pseudo_labels).train(resume_from_checkpoint=True)
 
 
