@@ -12,6 +12,9 @@ Each case ends in one of:
     silent   bad input accepted without a word
     lost     data torn, stale, mixed or gone
 The script exits 1 unless crash, silent and lost are all zero. Extend it with every new writer or loader.
+
+A full disk is a small tmpfs mounted for the case where this process may mount (root), else a file-size limit
+(``S5VH_FAULT_NO_MOUNT=1`` forces the latter).
 """
 
 from __future__ import annotations
@@ -1098,6 +1101,83 @@ def index_on_a_full_disk(tmp: Path):
         return problem
     outcome = expect_clear(result.returncode, result.stderr)
     return (outcome[0], "old index intact; " + outcome[1]) if outcome[0] == "clear" else outcome
+
+
+@contextlib.contextmanager
+def _small_filesystem(folder: Path, size_kib: int = 512):
+    """A tmpfs of ``size_kib`` mounted on ``folder`` where this process may mount (root); yields ``False``
+    elsewhere (the caller then falls back to a file-size limit)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(folder)],
+                             capture_output=True).returncode == 0 if os.geteuid() == 0 and not os.environ.get("S5VH_FAULT_NO_MOUNT") \
+        else False  # fmt: skip
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def _fill(folder: Path, leave_kib: int) -> None:
+    """Fill the file system of ``folder`` until only about ``leave_kib`` KiB are free."""
+    info = os.statvfs(folder)
+    size = max(0, info.f_bavail * info.f_frsize - leave_kib * 1024)
+    with open(folder / "filler", "wb", buffering=0) as handle, contextlib.suppress(OSError):
+        for _ in range(size // 4096):
+            handle.write(b"\0" * 4096)
+
+
+@case("write data")
+def save_pretrained_and_a_split_on_a_full_disk(tmp: Path):
+    from s5vh_hf import S5VHModel
+
+    with _small_filesystem(tmp / "disk") as mounted:
+        disk = tmp / "disk"
+        saved_model(disk / "m", seed=0)
+        write_split(disk / "ds", "train", 6, seed=0)
+        probe = videos(3, 5)
+        if mounted:
+            _fill(disk, leave_kib=8)  # less than one model or split
+            errors = []
+            for attempt in (
+                lambda: saved_model(disk / "m", seed=1),
+                lambda: write_split(disk / "ds", "train", 6, seed=1),
+            ):
+                try:
+                    attempt()
+                    errors.append(None)
+                except OSError as error:
+                    errors.append(error)
+            how = "a full 512 KiB tmpfs"
+        else:
+            code = f"""
+            import resource, sys
+            sys.path.insert(0, {str(ROOT / "scripts")!r})
+            from fault_injection import saved_model, write_split
+            from pathlib import Path
+            resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+            for attempt in (lambda: saved_model(Path({str(disk / "m")!r}), seed=1),
+                            lambda: write_split(Path({str(disk / "ds")!r}), "train", 6, seed=1)):
+                try:
+                    attempt(); print("accepted")
+                except OSError:
+                    print("refused")
+            """
+            result = python_process(code)
+            errors = [None if line == "accepted" else line for line in result.stdout.split()]
+            how = "a file-size limit (no mount here)"
+        if len(errors) != 2 or any(error is None for error in errors):
+            return "silent", f"a write on {how} reported success"
+        if not np.array_equal(S5VHModel.from_pretrained(disk / "m").encode(probe), tiny_model(0).encode(probe)):
+            return "lost", "the old model was damaged"
+        ids, _ = split_contents(disk / "ds", "train")
+        if ids != [f"train-0-{i}" for i in range(6)]:
+            return "lost", "the old split was damaged"
+        leftovers = [p.name for p in [*(disk / "m").iterdir(), *(disk / "ds").iterdir()]
+                     if p.name.startswith((".staging", ".commit"))]  # fmt: skip
+        if leftovers:
+            return "lost", f"leftovers {leftovers}"
+    return "clear", f"both writes raised on {how}; old model and split whole, nothing left behind"
 
 
 @case("hostile folder")
