@@ -314,6 +314,8 @@ def check_journal(folder: Path, path: Path, journal: Any) -> dict[str, Any]:
             raise ValueError(f"move destination {move[1]!r} is a journal, lock or staging name")
     for name in remove:
         inside(folder, name)
+        if name.split("/")[0].startswith((STAGING_PREFIX, JOURNAL_PREFIX)) or name == LOCK_FILE:
+            raise ValueError(f"removal of {name!r}, a journal, lock or staging name")
     return journal
 
 

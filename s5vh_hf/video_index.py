@@ -97,11 +97,14 @@ class VideoIndex:
         with reading(self.folder):
             try:
                 self.manifest = json.loads((self.folder / MANIFEST).read_text())
-                recorded = self.manifest["files"]
                 self.manifest["model"]["fingerprint"]
             except (ValueError, KeyError, TypeError) as error:
                 raise ValueError(f"{self.folder / MANIFEST} is not a readable index manifest ({type(error).__name__}: "
                                  f"{error}); rebuild the index with `s5vh index`") from error  # fmt: skip
+            recorded = self.manifest.get("files")
+            if not isinstance(recorded, dict):
+                raise ValueError(f"{self.folder / MANIFEST} records no file hashes (an index built by an older "
+                                 "version); rebuild the index with `s5vh index`")  # fmt: skip
             for name in (INDEX_FILE, ENTRIES_FILE):
                 if not (self.folder / name).is_file() or _sha256(self.folder / name) != recorded.get(name):
                     raise ValueError(f"{self.folder / name} is missing or not the file this index was built with; "
