@@ -10,26 +10,17 @@ whose files all match their record; :func:`resume_problems` says why a checkpoin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 
-from .commits import write_file_atomically
+from .commits import sha256_file, write_file_atomically
 
 RECORD_FILE = "s5vh_checkpoint.json"
 RECORD_FORMAT = "s5vh-checkpoint-v1"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_checkpoint_record(folder: str | os.PathLike, inputs: dict[str, Any]) -> Path:
@@ -37,7 +28,7 @@ def write_checkpoint_record(folder: str | os.PathLike, inputs: dict[str, Any]) -
     checkpoint is complete from this moment on."""
     folder = Path(folder)
     files = {
-        path.relative_to(folder).as_posix(): {"size": path.stat().st_size, "sha256": _sha256(path)}
+        path.relative_to(folder).as_posix(): {"size": path.stat().st_size, "sha256": sha256_file(path)}
         for path in sorted(folder.rglob("*"))
         if path.is_file() and path.name != RECORD_FILE and not path.name.startswith(".")
     }
@@ -71,7 +62,7 @@ def incomplete_reason(folder: str | os.PathLike, may_lack: tuple[str, ...] = ())
             continue
         if not path.is_file():
             return f"{name} is missing"
-        if path.stat().st_size != expected.get("size") or _sha256(path) != expected.get("sha256"):
+        if path.stat().st_size != expected.get("size") or sha256_file(path) != expected.get("sha256"):
             return f"{name} is torn or changed since it was recorded"
     return None
 

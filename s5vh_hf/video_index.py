@@ -8,7 +8,6 @@ built with another model or extractor is refused, by the manifest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .commits import StagedFiles, reading, sha256_file
 from .encoding import model_fingerprint
 from .retrieval import HammingIndex
 
@@ -49,7 +49,6 @@ def build_video_index(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .commits import StagedFiles
     from .data import videos_and_labels
 
     out_dir = Path(out_dir)
@@ -67,19 +66,11 @@ def build_video_index(
             "extractor": extractor,
             "num_frames": num_frames,
             "count": len(codes),
-            "files": {name: _sha256(staged.staging / name) for name in (INDEX_FILE, ENTRIES_FILE)},
+            "files": {name: sha256_file(staged.staging / name) for name in (INDEX_FILE, ENTRIES_FILE)},
         }  # fmt: skip
         (staged.staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
         staged.commit([(name, name) for name in (INDEX_FILE, ENTRIES_FILE, MANIFEST)])
     return out_dir
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class VideoIndex:
@@ -88,8 +79,6 @@ class VideoIndex:
 
     def __init__(self, folder: str | os.PathLike) -> None:
         import pyarrow.parquet as pq
-
-        from .commits import reading
 
         self.folder = Path(folder)
         if not (self.folder / MANIFEST).is_file():
@@ -106,7 +95,7 @@ class VideoIndex:
                 raise ValueError(f"{self.folder / MANIFEST} records no file hashes (an index built by an older "
                                  "version); rebuild the index with `s5vh index`")  # fmt: skip
             for name in (INDEX_FILE, ENTRIES_FILE):
-                if not (self.folder / name).is_file() or _sha256(self.folder / name) != recorded.get(name):
+                if not (self.folder / name).is_file() or sha256_file(self.folder / name) != recorded.get(name):
                     raise ValueError(f"{self.folder / name} is missing or not the file this index was built with; "
                                      "rebuild the index with `s5vh index`")  # fmt: skip
             self.index = HammingIndex.load(self.folder / INDEX_FILE)
