@@ -28,7 +28,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_s5vh import S5VHConfig
 from .cpu_kernels import causal_conv1d_silu
-from .selective_scan import SCANS, cuda_causal_conv1d, cuda_selective_scan, resolve_scan_backend
+from .selective_scan import SCANS, cuda_kernels, resolve_scan_backend
 
 CodeOutput = Literal["pm1", "packed", "ubinary", "binary", "bool"]
 PACKED_OUTPUTS = ("packed", "ubinary", "binary")
@@ -176,7 +176,7 @@ class S5VHMambaMixer(nn.Module):
         gate = F.linear(hidden, self.in_proj.weight[inner:])
         A = -torch.exp(self.A_log.float())
         backend = self.scan_backend(hidden)
-        if backend == "cuda":  # pragma: no cover - needs a GPU and the `cuda` extra
+        if backend == "cuda":  # mamba-ssm and causal-conv1d (the `cuda` extra) on a GPU
             return self._forward_cuda(x, gate, A)
         if backend == "cpu_kernel":  # fused C kernels: conv + SiLU here, Δ projection + scan + gate in the scan
             bias = self.conv1d.bias.float() if self.conv1d.bias is not None else None
@@ -189,7 +189,10 @@ class S5VHMambaMixer(nn.Module):
                            delta_projection=projection)  # fmt: skip
         return self.out_proj(y)
 
-    def _forward_cuda(self, x: torch.Tensor, gate: torch.Tensor, A: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+    def _forward_cuda(self, x: torch.Tensor, gate: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        """mamba-ssm's layout: channels-last ``[B, E, T]`` for the convolution and the scan (on CPU CI this runs
+        with stand-ins of the same signatures, ``tests/test_cuda_path_on_cpu.py``)."""
+        cuda_selective_scan, cuda_causal_conv1d = cuda_kernels()
         channels_last = lambda t: t.permute(1, 2, 0).contiguous()  # noqa: E731 - [T, B, C] → [B, C, T]
         x = cuda_causal_conv1d(channels_last(x), self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu")
         dt, B, C = self.x_proj(x.permute(2, 0, 1)).split([self.time_step_rank, self.state_size, self.state_size], -1)

@@ -44,6 +44,12 @@ except ImportError:  # pragma: no cover - depends on the environment
 ScanImplementation = Literal["auto", "cpu_kernel", "fast", "reference"]
 
 
+def cuda_kernels() -> tuple:
+    """mamba-ssm's ``selective_scan_fn`` and causal-conv1d's ``causal_conv1d_fn`` (``None`` where not installed):
+    the one place the CUDA path takes them from (a CPU test swaps in stand-ins here)."""
+    return cuda_selective_scan, cuda_causal_conv1d
+
+
 _LOG2_E = math.log2(math.e)
 _STATE_ELEMENTS_PER_CHUNK = 1 << 20
 """Sequences per block are chosen so that one ``[chunk, N, E]`` state holds about this many floats."""
@@ -361,7 +367,7 @@ def resolve_scan_backend(requested: str, device: torch.device, state_size: int) 
         raise ValueError(f"Unknown selective-scan implementation {requested!r}; use one of {SCAN_IMPLEMENTATIONS}")
     if requested != "auto":
         return requested
-    if device.type == "cuda" and cuda_selective_scan is not None and cuda_causal_conv1d is not None:
+    if device.type == "cuda" and None not in cuda_kernels():
         return "cuda"
     if cpu_kernel_supports(device, state_size) and load_cpu_kernels().native:
         return "cpu_kernel"

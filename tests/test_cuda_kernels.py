@@ -9,7 +9,7 @@ import importlib.util
 import pytest
 import torch
 
-from s5vh_hf import S5VHModel, modeling_s5vh
+from s5vh_hf import S5VHModel, selective_scan
 
 from .conftest import make_tiny_config
 
@@ -28,8 +28,9 @@ def exact_matmuls():
 
 
 def test_installed_cuda_kernels_are_picked_up():
-    assert modeling_s5vh._cuda_selective_scan is not None, "mamba-ssm is installed but its scan did not import"
-    assert modeling_s5vh._cuda_causal_conv1d is not None, "causal-conv1d is not installed or did not import"
+    scan, conv = selective_scan.cuda_kernels()
+    assert scan is not None, "mamba-ssm is installed but its scan did not import"
+    assert conv is not None, "causal-conv1d is not installed or did not import"
     model = S5VHModel(make_tiny_config(hidden_size=32)).cuda()
     mixer = model.encoder.blocks[0].forward_mixer
     assert mixer.scan_backend(torch.zeros(2, 2, 32, device="cuda")) == "cuda"
