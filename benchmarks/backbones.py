@@ -45,8 +45,8 @@ def _measure(backbone: str, frames: int, train: bool, repeats: int, memory_only:
     import torch
 
     from s5vh_hf import S5VHConfig, S5VHModel
-    from s5vh_hf.masking import two_view_visible_masks
-    from s5vh_hf.slg import two_view_slg_loss
+    from s5vh_hf.data.masking import two_view_visible_masks
+    from s5vh_hf.training.slg import two_view_slg_loss
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)

@@ -3,7 +3,7 @@
     python -m benchmarks.centers [--dim 512]
 
 Side by side on the same random 512-d semantic centers: the package's constrained search
-(:func:`s5vh_hf.hash_centers.generate_hash_centers`) and the naive alternative, the best of 100 draws of random
+(:func:`s5vh_hf.data.hash_centers.generate_hash_centers`) and the naive alternative, the best of 100 draws of random
 ±1 matrices (by minimum distance), which shows what the search buys against the Gilbert–Varshamov bound.
 """
 
@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from benchmarks.common import machine_description, markdown_table, write_section
-from s5vh_hf.hash_centers import generate_hash_centers, hash_center_report, iter_supported_settings
+from s5vh_hf.data.hash_centers import generate_hash_centers, hash_center_report, iter_supported_settings
 
 RANDOM_DRAWS = 100
 

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import environment_variable, machine_description, markdown_table, median_seconds, write_section
-from s5vh_hf import cpu_kernels
-from s5vh_hf.selective_scan import selective_scan_fast
+from s5vh_hf.model import cpu_kernels
+from s5vh_hf.model.selective_scan import selective_scan_fast
 
 _OPTIMISE = ["-O3", "-ffp-contract=fast", "-fno-math-errno", "-fopenmp"]
 BUILDS = {

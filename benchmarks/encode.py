@@ -16,8 +16,8 @@ import torch
 
 from benchmarks.common import machine_description, markdown_table, median_seconds, write_section
 from s5vh_hf import S5VHConfig, S5VHModel
-from s5vh_hf.masking import two_view_visible_masks
-from s5vh_hf.slg import two_view_slg_loss
+from s5vh_hf.data.masking import two_view_visible_masks
+from s5vh_hf.training.slg import two_view_slg_loss
 
 
 def _model(implementation: str) -> S5VHModel:

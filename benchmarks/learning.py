@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import machine_description, markdown_table, write_section
-from s5vh_hf.demo import run_demo
+from s5vh_hf.recipes.demo import run_demo
 
 
 def main() -> None:

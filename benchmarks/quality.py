@@ -51,10 +51,10 @@ class MethodResult:
 
 def baseline_results(qset: QualitySet, seed: int) -> dict[str, MethodResult]:
     """The four mean-pooled baselines, fitted on the training split."""
-    from s5vh_hf.baselines import euclidean_ranking, itq_codes, lsh_codes, pca_sign_codes
-    from s5vh_hf.evaluation import evaluate_codes
-    from s5vh_hf.hash_centers import mean_pool
-    from s5vh_hf.metrics import map_at_k, relevance_of_ranking
+    from s5vh_hf.data.hash_centers import mean_pool
+    from s5vh_hf.retrieval.baselines import euclidean_ranking, itq_codes, lsh_codes, pca_sign_codes
+    from s5vh_hf.retrieval.evaluation import evaluate_codes
+    from s5vh_hf.retrieval.metrics import map_at_k, relevance_of_ranking
 
     train, database, query = (
         mean_pool(split[0]).astype(np.float64) for split in (qset.train, qset.database, qset.query)
@@ -80,7 +80,7 @@ def baseline_results(qset: QualitySet, seed: int) -> dict[str, MethodResult]:
 def _feature_dataset(split: tuple[list[np.ndarray], list[int]]):
     import datasets
 
-    from s5vh_hf.data import feature_dataset_features
+    from s5vh_hf.data.feature_datasets import feature_dataset_features
 
     videos, _ = split
     columns = {
@@ -94,7 +94,7 @@ def _feature_dataset(split: tuple[list[np.ndarray], list[int]]):
 def release_setup(qset: QualitySet) -> tuple[dict[str, Any], dict[str, Any]]:
     """Config and training overrides of the authors' release: its behaviour options and initialisation, and the
     paper's recipe (batch 128, AdamW 5e-4 with weight decay 1e-4, cosine to 1e-5)."""
-    from s5vh_hf.configuration_s5vh import RELEASE_COMPATIBILITY
+    from s5vh_hf.model.configuration_s5vh import RELEASE_COMPATIBILITY
 
     config = dict(RELEASE_COMPATIBILITY, feature_normalization="none")
     config.pop("sign_tie_rule", None)  # evaluation needs ±1 codes; a 0 bit would be a tie either way
@@ -120,15 +120,15 @@ def train_s5vh(
     from transformers import PrinterCallback, set_seed
 
     from s5vh_hf import S5VHConfig, S5VHModel, S5VHTrainer, s5vh_training_arguments
-    from s5vh_hf.evaluation import evaluate_codes
-    from s5vh_hf.recipes import preprocess
+    from s5vh_hf.recipes.experiments import preprocess
+    from s5vh_hf.retrieval.evaluation import evaluate_codes
 
     set_seed(seed)
     train_dataset = _feature_dataset(qset.train)
     clusters, centers = preprocess(qset.train[0], qset.num_clusters, qset.code_length, seed=seed)
     center_matrix = centers.centers
     if center_generator == "hadamard":
-        from s5vh_hf.hash_centers import initial_hash_centers
+        from s5vh_hf.data.hash_centers import initial_hash_centers
 
         center_matrix = initial_hash_centers(qset.num_clusters, qset.code_length, np.random.default_rng(seed))
     values = dict(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from s5vh_hf.synthetic import make_order_dependent_videos
+from s5vh_hf.data.synthetic import make_order_dependent_videos
 
 Split = tuple[list[np.ndarray], list[int]]
 

@@ -18,8 +18,8 @@ import time
 import numpy as np
 
 from benchmarks.common import machine_description, markdown_table, median_seconds, write_section
-from s5vh_hf.evaluation import evaluate_codes
-from s5vh_hf.retrieval import HammingIndex
+from s5vh_hf.retrieval.evaluation import evaluate_codes
+from s5vh_hf.retrieval.hamming_index import HammingIndex
 
 
 def _loop_baseline_map(codes: np.ndarray, labels: np.ndarray, queries: np.ndarray, ks: tuple[int, ...]) -> dict:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import machine_description, markdown_table, median_seconds, write_section
-from s5vh_hf.video_decoding import import_av, read_frames
+from s5vh_hf.video.decoding import import_av, read_frames
 
 
 def write_long_video(
@@ -68,7 +68,7 @@ def main() -> None:
 
         from transformers import ConvNextImageProcessor, ResNetConfig, ResNetModel
 
-        from s5vh_hf.frame_encoders import FrameEncoder, VGGFeatures
+        from s5vh_hf.video.frame_encoders import FrameEncoder, VGGFeatures
 
         frames = read_frames(long_video, num_frames=32).frames
         torch.manual_seed(0)
@@ -85,8 +85,8 @@ def main() -> None:
         )
 
         from s5vh_hf import S5VHConfig, S5VHModel
-        from s5vh_hf.cli import main as cli
-        from s5vh_hf.frame_encoders import save_vgg
+        from s5vh_hf.cli.main import main as cli
+        from s5vh_hf.video.frame_encoders import save_vgg
 
         collection = folder / "collection"
         collection.mkdir()

@@ -10,7 +10,7 @@ initialised model (codes are then random-ish).
 import argparse
 
 from s5vh_hf import HammingIndex, S5VHModel
-from s5vh_hf.recipes import demo_config, embedded_synthetic_videos
+from s5vh_hf.recipes.experiments import demo_config, embedded_synthetic_videos
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--model", help="a saved model folder or Hub repo id")

@@ -1,7 +1,12 @@
 """s5vh-hf: self-supervised video hashing with selective state spaces (S5VH, AAAI 2025), Hugging Face–native.
 
 Names are imported on first use (``from s5vh_hf import S5VHModel`` loads torch and transformers; ``s5vh --help``
-does not). Importing the model module registers S5VH with transformers' ``AutoConfig``/``AutoModel``.
+does not). Importing the model module registers S5VH with transformers' ``AutoConfig``/``AutoModel``; taking the
+model from here also installs the Hub integration (model cards on save, pushes), which the Hub layer provides.
+
+The package is laid out by role, each folder a layer that imports only the ones below it (checked by
+``lint-imports``): ``model`` → ``data`` → ``retrieval`` → ``hub`` → ``training`` → ``video`` → ``recipes`` →
+``cli``. See ``docs/ARCHITECTURE.md``.
 """
 
 from __future__ import annotations
@@ -12,46 +17,46 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.2.0"
 
 _EXPORTS: dict[str, str] = {
-    "MODEL_SIZES": "configuration_s5vh",
-    "RELEASE_COMPATIBILITY": "configuration_s5vh",
-    "S5VHConfig": "configuration_s5vh",
-    "S5VHModel": "modeling_s5vh",
-    "S5VHModelOutput": "modeling_s5vh",
-    "S5VHPreTrainedModel": "modeling_s5vh",
-    "binarize": "modeling_s5vh",
-    "pack_codes": "modeling_s5vh",
-    "TwoViewCollator": "data",
-    "import_h5_features": "data",
-    "load_feature_dataset": "data",
-    "push_feature_dataset": "data",
-    "evaluate_codes": "evaluation",
-    "evaluate_retrieval": "evaluation",
-    "compute_semantic_clusters": "hash_centers",
-    "frame_feature_statistics": "hash_centers",
-    "generate_hash_centers": "hash_centers",
-    "load_hash_centers": "hash_centers",
-    "save_hash_centers": "hash_centers",
-    "code_health": "health",
-    "enable_remote_code": "hub",
-    "render_model_card": "hub",
-    "write_model_card": "hub",
-    "convert_original_checkpoint": "convert",
-    "HammingIndex": "retrieval",
-    "selective_scan": "selective_scan",
-    "selective_scan_fast": "selective_scan",
-    "selective_scan_reference": "selective_scan",
-    "PseudoLabelStore": "trainer",
-    "RetrievalEvaluationCallback": "trainer",
-    "S5VHTrainer": "trainer",
-    "s5vh_training_arguments": "trainer",
-    "clusters_and_centers": "hash_centers",
-    "push_model_folder": "hub",
-    "write_feature_split": "data",
-    "extract_video_features": "extraction",
-    "load_frame_encoder": "frame_encoders",
-    "read_frames": "video_decoding",
-    "VideoIndex": "video_index",
-    "build_video_index": "video_index",
+    "MODEL_SIZES": "model.configuration_s5vh",
+    "RELEASE_COMPATIBILITY": "model.configuration_s5vh",
+    "S5VHConfig": "model.configuration_s5vh",
+    "S5VHModel": "model.modeling_s5vh",
+    "S5VHModelOutput": "model.modeling_s5vh",
+    "S5VHPreTrainedModel": "model.modeling_s5vh",
+    "binarize": "model.modeling_s5vh",
+    "pack_codes": "model.codes",
+    "TwoViewCollator": "data.feature_datasets",
+    "import_h5_features": "data.feature_datasets",
+    "load_feature_dataset": "data.feature_datasets",
+    "push_feature_dataset": "data.feature_datasets",
+    "evaluate_codes": "retrieval.evaluation",
+    "evaluate_retrieval": "retrieval.evaluation",
+    "compute_semantic_clusters": "data.hash_centers",
+    "frame_feature_statistics": "data.hash_centers",
+    "generate_hash_centers": "data.hash_centers",
+    "load_hash_centers": "data.hash_centers",
+    "save_hash_centers": "data.hash_centers",
+    "code_health": "training.health",
+    "enable_remote_code": "hub.sharing",
+    "render_model_card": "hub.sharing",
+    "write_model_card": "hub.sharing",
+    "convert_original_checkpoint": "hub.convert",
+    "HammingIndex": "retrieval.hamming_index",
+    "selective_scan": "model.selective_scan",
+    "selective_scan_fast": "model.selective_scan",
+    "selective_scan_reference": "model.selective_scan",
+    "PseudoLabelStore": "training.trainer",
+    "RetrievalEvaluationCallback": "training.trainer",
+    "S5VHTrainer": "training.trainer",
+    "s5vh_training_arguments": "training.trainer",
+    "clusters_and_centers": "data.hash_centers",
+    "push_model_folder": "hub.sharing",
+    "write_feature_split": "data.feature_datasets",
+    "extract_video_features": "video.extraction",
+    "load_frame_encoder": "video.frame_encoders",
+    "read_frames": "video.decoding",
+    "VideoIndex": "video.index",
+    "build_video_index": "video.index",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -60,7 +65,10 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 's5vh_hf' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    module = _EXPORTS[name]
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    if module == "model.modeling_s5vh":  # the package's model cards and pushes (the model never imports the Hub)
+        importlib.import_module(".hub.sharing", __name__)
     globals()[name] = value
     return value
 
@@ -70,19 +78,14 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from .configuration_s5vh import MODEL_SIZES, RELEASE_COMPATIBILITY, S5VHConfig  # noqa: F401
-    from .convert import convert_original_checkpoint  # noqa: F401
-    from .data import (  # noqa: F401
+    from .data.feature_datasets import (  # noqa: F401
         TwoViewCollator,
         import_h5_features,
         load_feature_dataset,
         push_feature_dataset,
         write_feature_split,  # noqa: F401
     )
-    from .evaluation import evaluate_codes, evaluate_retrieval  # noqa: F401
-    from .extraction import extract_video_features  # noqa: F401
-    from .frame_encoders import load_frame_encoder  # noqa: F401
-    from .hash_centers import (  # noqa: F401
+    from .data.hash_centers import (  # noqa: F401
         clusters_and_centers,  # noqa: F401
         compute_semantic_clusters,
         frame_feature_statistics,
@@ -90,16 +93,22 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         load_hash_centers,
         save_hash_centers,
     )
-    from .health import code_health  # noqa: F401
-    from .hub import (  # noqa: F401
+    from .hub.convert import convert_original_checkpoint  # noqa: F401
+    from .hub.sharing import (  # noqa: F401
         enable_remote_code,
         push_model_folder,  # noqa: F401
         render_model_card,
         write_model_card,
     )
-    from .modeling_s5vh import S5VHModel, S5VHModelOutput, S5VHPreTrainedModel, binarize, pack_codes  # noqa: F401
-    from .retrieval import HammingIndex  # noqa: F401
-    from .selective_scan import selective_scan, selective_scan_fast, selective_scan_reference  # noqa: F401
-    from .trainer import PseudoLabelStore, RetrievalEvaluationCallback, S5VHTrainer, s5vh_training_arguments  # noqa: F401
-    from .video_decoding import read_frames  # noqa: F401
-    from .video_index import VideoIndex, build_video_index  # noqa: F401
+    from .model.codes import pack_codes  # noqa: F401
+    from .model.configuration_s5vh import MODEL_SIZES, RELEASE_COMPATIBILITY, S5VHConfig  # noqa: F401
+    from .model.modeling_s5vh import S5VHModel, S5VHModelOutput, S5VHPreTrainedModel, binarize  # noqa: F401
+    from .model.selective_scan import selective_scan, selective_scan_fast, selective_scan_reference  # noqa: F401
+    from .retrieval.evaluation import evaluate_codes, evaluate_retrieval  # noqa: F401
+    from .retrieval.hamming_index import HammingIndex  # noqa: F401
+    from .training.health import code_health  # noqa: F401
+    from .training.trainer import PseudoLabelStore, RetrievalEvaluationCallback, S5VHTrainer, s5vh_training_arguments  # noqa: F401
+    from .video.decoding import read_frames  # noqa: F401
+    from .video.extraction import extract_video_features  # noqa: F401
+    from .video.frame_encoders import load_frame_encoder  # noqa: F401
+    from .video.index import VideoIndex, build_video_index  # noqa: F401

@@ -71,7 +71,7 @@ def case(stage: str, fast: bool = True):
 
 def cli(*argv: str) -> tuple[int, str]:
     """Run ``s5vh`` in this process; returns (exit status, stderr). An escaping exception is a crash."""
-    from s5vh_hf.cli import main
+    from s5vh_hf.cli.main import main
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -132,7 +132,7 @@ def videos(count: int, seed: int = 0, frames: int = 6, dim: int = 24, scale: flo
 
 
 def write_split(folder: Path, split: str, count: int, seed: int = 0, shard_size: int = 2048, scale: float = 1.0):
-    from s5vh_hf.data import write_feature_split
+    from s5vh_hf.data.feature_datasets import write_feature_split
 
     data = videos(count, seed, scale=scale)
     ids = [f"{split}-{seed}-{i}" for i in range(count)]
@@ -142,7 +142,7 @@ def write_split(folder: Path, split: str, count: int, seed: int = 0, shard_size:
 
 
 def split_contents(folder: Path, split: str) -> tuple[list[str], np.ndarray]:
-    from s5vh_hf.data import load_feature_dataset
+    from s5vh_hf.data.feature_datasets import load_feature_dataset
 
     loaded = load_feature_dataset(folder, split=split)
     rows = loaded.with_format("numpy", columns=["features"])
@@ -226,8 +226,8 @@ def pickle_with_code_in_a_pth(tmp: Path):
 def empty_split(tmp: Path):
     import pyarrow.parquet as pq
 
-    from s5vh_hf.data import feature_dataset_features
-    from s5vh_hf.dataset_card import write_dataset_card
+    from s5vh_hf.data.dataset_card import write_dataset_card
+    from s5vh_hf.data.feature_datasets import feature_dataset_features
 
     write_split(tmp / "ds", "train", 4)
     pq.write_table(feature_dataset_features(24).arrow_schema.empty_table(),
@@ -281,7 +281,7 @@ def shards_of_two_conversions_mixed(tmp: Path):
 
 @case("write data")
 def nan_video_in_write_feature_split(tmp: Path):
-    from s5vh_hf.data import write_feature_split
+    from s5vh_hf.data.feature_datasets import write_feature_split
 
     data = videos(4)
     data[2][3, 5] = np.nan
@@ -346,7 +346,7 @@ def corrupt_mat_labels(tmp: Path):
 
 @case("write data")
 def hostile_video_ids_and_split_names(tmp: Path):
-    from s5vh_hf.data import write_feature_split
+    from s5vh_hf.data.feature_datasets import write_feature_split
 
     outcome = expect_raise(lambda: write_feature_split(tmp / "ds", "../escape", videos(2), ["a", "b"]),
                            ValueError, "split")  # fmt: skip
@@ -406,7 +406,7 @@ def batch_size_flags(tmp: Path):
 def zero_read_chunk(tmp: Path):
     import h5py
 
-    from s5vh_hf.data import import_h5_features
+    from s5vh_hf.data.feature_datasets import import_h5_features
 
     with h5py.File(tmp / "f.h5", "w") as handle:
         handle["feats"] = np.zeros((2, 3, 24), np.float32)
@@ -436,7 +436,7 @@ def non_finite_loss(tmp: Path):
 @case("validate")
 def features_of_absurd_scale(tmp: Path):
     from s5vh_hf import S5VHModel, S5VHTrainer, s5vh_training_arguments
-    from s5vh_hf.data import load_feature_dataset
+    from s5vh_hf.data.feature_datasets import load_feature_dataset
 
     write_split(tmp / "ds", "train", 16, scale=1e6)
     train = load_feature_dataset(tmp / "ds", split="train")
@@ -445,11 +445,11 @@ def features_of_absurd_scale(tmp: Path):
     records = []
     handler = logging.Handler()
     handler.emit = records.append
-    logging.getLogger("s5vh_hf.trainer").addHandler(handler)
+    logging.getLogger("s5vh_hf.training.trainer").addHandler(handler)
     try:
         S5VHTrainer(model, args, train, np.arange(16) % 3, health_probe=False)
     finally:
-        logging.getLogger("s5vh_hf.trainer").removeHandler(handler)
+        logging.getLogger("s5vh_hf.training.trainer").removeHandler(handler)
     warned = [r.getMessage() for r in records if "RMS value" in r.getMessage()]
     return ("clear", warned[0][:160]) if warned else ("silent", "no warning about the feature scale")
 
@@ -549,7 +549,7 @@ def _kill_once(argv: list[str], folder: Path, pattern: str, count: int, timeout:
 
 
 def _codes_outcome(folder: Path, expected: tuple[list[str], np.ndarray], success: str) -> tuple[str, str]:
-    from s5vh_hf.encoding import load_codes
+    from s5vh_hf.recipes.encoding import load_codes
 
     ids, codes = load_codes(folder)
     same = ids == expected[0] and np.array_equal(codes, expected[1])
@@ -557,7 +557,7 @@ def _codes_outcome(folder: Path, expected: tuple[list[str], np.ndarray], success
 
 
 def _clean_codes(tmp: Path, model: Path, data: Path) -> tuple[list[str], np.ndarray]:
-    from s5vh_hf.encoding import load_codes
+    from s5vh_hf.recipes.encoding import load_codes
 
     assert cli("encode", str(model), str(data), "--out", str(tmp / "clean"), "--chunk-size", "7")[0] == 0
     return load_codes(tmp / "clean")
@@ -603,7 +603,7 @@ def encode_rerun_with_another_chunk_size(tmp: Path):
 
 @case("rerun")
 def encode_rerun_with_another_model(tmp: Path):
-    from s5vh_hf.encoding import load_codes
+    from s5vh_hf.recipes.encoding import load_codes
 
     data = tmp / "ds"
     write_split(data, "database", 20)
@@ -617,7 +617,7 @@ def encode_rerun_with_another_model(tmp: Path):
 
 @case("kernel cache")
 def truncated_cached_kernel(tmp: Path):
-    code = "from s5vh_hf.cpu_kernels import load_cpu_kernels; print(load_cpu_kernels() is not None)"
+    code = "from s5vh_hf.model.cpu_kernels import load_cpu_kernels; print(load_cpu_kernels() is not None)"
     env = {"S5VH_KERNEL_CACHE": str(tmp / "cache")}
     (tmp / "cache").mkdir(mode=0o700)
     first = python_process(code, env)
@@ -635,7 +635,7 @@ def truncated_cached_kernel(tmp: Path):
 
 @case("kernel cache")
 def planted_library_in_a_shared_cache(tmp: Path):
-    from s5vh_hf import cpu_kernels
+    from s5vh_hf.model import cpu_kernels
 
     compiler = cpu_kernels._compiler()
     if compiler is None:
@@ -651,7 +651,7 @@ def planted_library_in_a_shared_cache(tmp: Path):
         target = shared / f"s5vh_scan_{cpu_kernels._library_key(compiler, flags)}.so"
         subprocess.run([compiler, "-shared", "-fPIC", str(source), "-o", str(target)], check=True)
         Path(str(target) + ".sha256").write_text(cpu_kernels._sha256_file(target))
-    result = python_process("from s5vh_hf.cpu_kernels import load_cpu_kernels; load_cpu_kernels()",
+    result = python_process("from s5vh_hf.model.cpu_kernels import load_cpu_kernels; load_cpu_kernels()",
                             {"S5VH_KERNEL_CACHE": str(shared)})  # fmt: skip
     if marker.exists():
         return "lost", "a library planted by another user was loaded"
@@ -662,7 +662,7 @@ def planted_library_in_a_shared_cache(tmp: Path):
 
 @case("kernel cache")
 def cache_below_a_folder_others_may_write_to(tmp: Path):
-    from s5vh_hf import cpu_kernels
+    from s5vh_hf.model import cpu_kernels
 
     if cpu_kernels._compiler() is None:
         return "intact", "no compiler here: nothing is loaded from any cache"
@@ -670,7 +670,7 @@ def cache_below_a_folder_others_may_write_to(tmp: Path):
     parent.mkdir()
     os.chmod(parent, 0o777)
     (parent / "cache").mkdir(mode=0o700)
-    result = python_process("from s5vh_hf.cpu_kernels import kernel_cache_dir; print(kernel_cache_dir())",
+    result = python_process("from s5vh_hf.model.cpu_kernels import kernel_cache_dir; print(kernel_cache_dir())",
                             {"S5VH_KERNEL_CACHE": str(parent / "cache")})  # fmt: skip
     if result.returncode != 0:
         return "crash", result.stderr.strip()[-160:]
@@ -681,7 +681,7 @@ def cache_below_a_folder_others_may_write_to(tmp: Path):
 
 @case("kernel cache")
 def library_swapped_between_check_and_load(tmp: Path):
-    from s5vh_hf import cpu_kernels
+    from s5vh_hf.model import cpu_kernels
 
     compiler = cpu_kernels._compiler()
     if compiler is None:
@@ -689,7 +689,7 @@ def library_swapped_between_check_and_load(tmp: Path):
     code = f"""
     import os, subprocess
     from pathlib import Path
-    import s5vh_hf.cpu_kernels as k
+    import s5vh_hf.model.cpu_kernels as k
     flags = k._FLAG_SETS[-1]
     k._build_library((flags,))
     target = k.kernel_cache_dir() / f"s5vh_scan_{{k._library_key(k._compiler(), flags)}}.so"
@@ -716,8 +716,8 @@ def _video_folder(tmp: Path, count: int = 6) -> tuple[Path, Path]:
     """A few synthetic videos and a tiny random VGG frame encoder."""
     import torch
 
-    from s5vh_hf.frame_encoders import VGGFeatures, save_vgg
-    from s5vh_hf.synthetic_videos import class_names, render_frames, write_video
+    from s5vh_hf.video.frame_encoders import VGGFeatures, save_vgg
+    from s5vh_hf.video.synthetic import class_names, render_frames, write_video
 
     rng = np.random.default_rng(0)
     for index in range(count):
@@ -784,7 +784,7 @@ def complex_hdf5_features(tmp: Path):
 
 @case("write data")
 def float32_overflow_names_float32s_limit(tmp: Path):
-    from s5vh_hf.shards import cast_features
+    from s5vh_hf.data.shards import cast_features
 
     block = np.full((1, 2, 3), 1e300)
     outcome = expect_raise(lambda: cast_features(block, "float32", ["v"]), ValueError, "float32", "3.40282e+38")
@@ -825,7 +825,7 @@ def zero_and_negative_counts_on_the_command_line(tmp: Path):
 
 @case("rerun")
 def encode_rerun_after_a_config_edit(tmp: Path):
-    from s5vh_hf.encoding import load_codes
+    from s5vh_hf.recipes.encoding import load_codes
 
     model, data = saved_model(tmp / "m"), tmp / "ds"
     write_split(data, "database", 20)
@@ -930,7 +930,7 @@ def dataset_card_pointing_outside(tmp: Path):
 
 @case("hostile folder")
 def symlinked_secret_in_a_folder_to_push(tmp: Path):
-    from s5vh_hf.hub import push_model_folder
+    from s5vh_hf.hub.sharing import push_model_folder
 
     folder = saved_model(tmp / "m")
     (tmp / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----")
@@ -945,7 +945,7 @@ def shards_that_disagree_on_d(tmp: Path):
 
     write_split(tmp / "ds", "database", 6, shard_size=3)
     other = tmp / "other"
-    from s5vh_hf.data import write_feature_split
+    from s5vh_hf.data.feature_datasets import write_feature_split
 
     write_feature_split(other, "database", [v[:, :20] for v in videos(6)], [f"x{i}" for i in range(6)],
                         shard_size=3, dtype="float32")  # fmt: skip
@@ -1035,7 +1035,7 @@ def two_writers_of_two_splits(tmp: Path):
 
 @case("concurrency")
 def second_writer_gives_up_with_one_line(tmp: Path):
-    from s5vh_hf.commits import folder_lock
+    from s5vh_hf.model.commits import folder_lock
 
     model, data = saved_model(tmp / "m"), tmp / "ds"
     write_split(data, "database", 6)
@@ -1049,7 +1049,7 @@ def second_writer_gives_up_with_one_line(tmp: Path):
 
 
 def _index_outcome(tmp: Path, expected_ids: list[str]) -> tuple[str, str] | None:
-    from s5vh_hf.video_index import VideoIndex
+    from s5vh_hf.video.index import VideoIndex
 
     try:
         index = VideoIndex(tmp / "index")
@@ -1185,7 +1185,7 @@ def index_file_swapped_from_another_build(tmp: Path):
     model, _, _ = _index_two_builds(tmp)
     assert cli("index", str(model), str(tmp / "b"), "--out", str(tmp / "other"))[0] == 0
     (tmp / "index" / "index.faissindex").write_bytes((tmp / "other" / "index.faissindex").read_bytes())
-    from s5vh_hf.video_index import VideoIndex
+    from s5vh_hf.video.index import VideoIndex
 
     return expect_raise(lambda: VideoIndex(tmp / "index"), ValueError, "index.faissindex", "not the file")
 

@@ -1,4 +1,4 @@
-"""Regenerate ``s5vh_hf/cpu_kernels_source.py`` from ``s5vh_hf/csrc/cpu_kernels.c``.
+"""Regenerate ``s5vh_hf/model/cpu_kernels_source.py`` from ``s5vh_hf/model/csrc/cpu_kernels.c``.
 
 The C file is the source of truth (compiled with -Wall -Wextra -Werror in the tests); the generated module carries
 the same text as a Python string so that a model saved for ``trust_remote_code`` (which ships .py files only) can
@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-C_FILE = ROOT / "s5vh_hf" / "csrc" / "cpu_kernels.c"
-PY_FILE = ROOT / "s5vh_hf" / "cpu_kernels_source.py"
+C_FILE = ROOT / "s5vh_hf" / "model" / "csrc" / "cpu_kernels.c"
+PY_FILE = ROOT / "s5vh_hf" / "model" / "cpu_kernels_source.py"
 
 
 def render(c_source: str) -> str:

@@ -9,7 +9,7 @@ from accelerate import PartialState
 from transformers import set_seed
 
 from s5vh_hf import S5VHModel, S5VHTrainer, load_feature_dataset, s5vh_training_arguments
-from s5vh_hf.recipes import demo_config, preprocess
+from s5vh_hf.recipes.experiments import demo_config, preprocess
 
 data, out = sys.argv[1], sys.argv[2]
 state = PartialState(cpu=not torch.cuda.is_available())  # GPU-less: join the gloo group

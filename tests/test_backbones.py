@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from s5vh_hf import S5VHModel
-from s5vh_hf.slg import two_view_slg_loss
+from s5vh_hf.training.slg import two_view_slg_loss
 
 from .conftest import make_tiny_config
 

@@ -12,8 +12,8 @@ import scipy.io
 import torch
 
 from s5vh_hf import S5VHModel
-from s5vh_hf.cli import EXAMPLES, main
-from s5vh_hf.encoding import load_codes
+from s5vh_hf.cli.main import EXAMPLES, main
+from s5vh_hf.recipes.encoding import load_codes
 
 from .hub_stub import fake_hub
 

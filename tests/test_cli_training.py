@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from s5vh_hf.cli import main
-from s5vh_hf.data import write_feature_split
-from s5vh_hf.synthetic import make_order_dependent_videos
+from s5vh_hf.cli.main import main
+from s5vh_hf.data.feature_datasets import write_feature_split
+from s5vh_hf.data.synthetic import make_order_dependent_videos
 
 from .conftest import make_tiny_config
 
@@ -75,7 +75,7 @@ def test_bad_overrides_and_mismatched_centers_are_one_line_errors(dataset, tmp_p
 def test_training_shorter_than_the_warm_up_warns(dataset, tmp_path, caplog):
     argv = ["train", dataset, "--preset", "ucf101-16", "--model-size", "mini", "--clusters", "4", *SMALL,
             "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "run")]  # fmt: skip
-    with caplog.at_level(logging.WARNING, logger="s5vh_hf.trainer"):
+    with caplog.at_level(logging.WARNING, logger="s5vh_hf.training.trainer"):
         assert main(argv) == 0
     assert any("refreshed from warm-up epoch 50" in r.getMessage() for r in caplog.records)
 
@@ -95,7 +95,7 @@ def test_help_answers_without_importing_torch():
     import subprocess
     import sys
 
-    code = "import sys; from s5vh_hf.cli import build_parser; build_parser(); print(sorted({'torch', 'transformers', 'datasets'} & set(sys.modules)))"
+    code = "import sys; from s5vh_hf.cli.main import build_parser; build_parser(); print(sorted({'torch', 'transformers', 'datasets'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
@@ -118,8 +118,8 @@ def test_training_arguments_pass_through_and_drop_last_is_a_switch(tmp_path, cap
 
 
 def test_training_defaults_follow_the_trainers_device_choice_and_skip_unused_parameter_search():
-    from s5vh_hf.launch import has_accelerator
-    from s5vh_hf.trainer import s5vh_training_arguments
+    from s5vh_hf.training.launch import has_accelerator
+    from s5vh_hf.training.trainer import s5vh_training_arguments
 
     args = s5vh_training_arguments(make_tiny_config(), "unused")
     assert args.ddp_find_unused_parameters is False
@@ -127,7 +127,7 @@ def test_training_defaults_follow_the_trainers_device_choice_and_skip_unused_par
 
 
 def test_a_single_process_launch_that_asked_for_two_says_so(monkeypatch):
-    from s5vh_hf.launch import launch_mismatch
+    from s5vh_hf.training.launch import launch_mismatch
 
     for name in ("WORLD_SIZE", "PMI_SIZE", "MASTER_ADDR", "ACCELERATE_USE_CPU", "ACCELERATE_MIXED_PRECISION"):
         monkeypatch.delenv(name, raising=False)

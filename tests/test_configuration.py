@@ -3,7 +3,7 @@ import json
 import pytest
 
 from s5vh_hf import MODEL_SIZES, S5VHConfig, s5vh_training_arguments
-from s5vh_hf.configuration_s5vh import preset_training_recipe
+from s5vh_hf.model.configuration_s5vh import preset_training_recipe
 
 SPEC_TABLE = {  # dataset: (α, β, τ⁺, K, mask, epochs, batch, feature_dim)
     "activitynet": (0.2, 0.001, 0.05, 100, 0.5, 350, 128, 2048),

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from s5vh_hf import S5VHModel
-from s5vh_hf import cpu_kernels as kernels_module
-from s5vh_hf.cpu_kernels import CpuKernels, causal_conv1d_silu, load_cpu_kernels
-from s5vh_hf.modeling_s5vh import causal_depthwise_conv
-from s5vh_hf.selective_scan import selective_scan, selective_scan_cpu_kernel, selective_scan_reference
+from s5vh_hf.model import cpu_kernels as kernels_module
+from s5vh_hf.model.cpu_kernels import CpuKernels, causal_conv1d_silu, load_cpu_kernels
+from s5vh_hf.model.modeling_s5vh import causal_depthwise_conv
+from s5vh_hf.model.selective_scan import selective_scan, selective_scan_cpu_kernel, selective_scan_reference
 
 from .conftest import make_tiny_config
 
@@ -254,7 +254,7 @@ def test_concurrent_first_builds_share_one_cache(tmp_path):
     script = textwrap.dedent(
         """
         import torch
-        from s5vh_hf.cpu_kernels import load_cpu_kernels, cpu_kernels_error
+        from s5vh_hf.model.cpu_kernels import load_cpu_kernels, cpu_kernels_error
         assert load_cpu_kernels() is not None, cpu_kernels_error()
         print("ok")
         """
@@ -320,7 +320,7 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
 
 
 def test_auto_falls_back_to_pytorch_for_state_sizes_the_kernel_does_not_take(monkeypatch):
-    monkeypatch.setattr(importlib.import_module("s5vh_hf.selective_scan"), "MAX_STATE_SIZE", 8)
+    monkeypatch.setattr(importlib.import_module("s5vh_hf.model.selective_scan"), "MAX_STATE_SIZE", 8)
     torch.manual_seed(0)
     model = S5VHModel(make_tiny_config())  # state size 16 > 8: the PyTorch scan
     reference = S5VHModel(make_tiny_config(scan_implementation="fast"))
@@ -359,7 +359,7 @@ def test_the_remote_code_copy_of_the_c_source_is_generated_from_the_c_file():
     spec.loader.exec_module(sync)
     generated = Path(kernels_module.__file__).with_name("cpu_kernels_source.py").read_text()
     assert generated == sync.render(CSRC.read_text()), "run python scripts/sync_kernel_source.py"
-    from s5vh_hf.cpu_kernels_source import C_SOURCE
+    from s5vh_hf.model.cpu_kernels_source import C_SOURCE
 
     assert C_SOURCE == CSRC.read_text()
 

@@ -9,7 +9,8 @@ import importlib.util
 import pytest
 import torch
 
-from s5vh_hf import S5VHModel, selective_scan
+from s5vh_hf import S5VHModel
+from s5vh_hf.model import selective_scan
 
 from .conftest import make_tiny_config
 

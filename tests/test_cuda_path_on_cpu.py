@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from s5vh_hf import S5VHModel, modeling_s5vh, selective_scan
+from s5vh_hf import S5VHModel
+from s5vh_hf.model import modeling_s5vh, selective_scan
 
 from .conftest import make_tiny_config
 

@@ -3,7 +3,7 @@ import pytest
 import scipy.io
 import torch
 
-from s5vh_hf.data import (
+from s5vh_hf.data.feature_datasets import (
     IndexedFeatureDataset,
     TwoViewCollator,
     import_h5_features,
@@ -12,7 +12,7 @@ from s5vh_hf.data import (
     read_mat_labels,
     write_feature_split,
 )
-from s5vh_hf.synthetic import make_synthetic_videos
+from s5vh_hf.data.synthetic import make_synthetic_videos
 
 
 def _write_h5(path, feats, key="feats"):

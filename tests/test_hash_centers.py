@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from s5vh_hf.hash_centers import (
+from s5vh_hf.data.hash_centers import (
     compute_semantic_clusters,
     generate_hash_centers,
     gilbert_varshamov_distance,
@@ -13,7 +13,7 @@ from s5vh_hf.hash_centers import (
     rescaled_semantic_similarity,
     save_hash_centers,
 )
-from s5vh_hf.synthetic import make_synthetic_videos
+from s5vh_hf.data.synthetic import make_synthetic_videos
 
 
 @pytest.mark.parametrize(

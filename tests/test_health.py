@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from s5vh_hf import S5VHModel
-from s5vh_hf.data import load_feature_dataset, write_feature_split
-from s5vh_hf.hash_centers import compute_semantic_clusters, generate_hash_centers
-from s5vh_hf.health import code_health, collapse_warnings
-from s5vh_hf.hub import render_model_card
-from s5vh_hf.synthetic import make_synthetic_videos
-from s5vh_hf.trainer import S5VHTrainer, s5vh_training_arguments
+from s5vh_hf.data.feature_datasets import load_feature_dataset, write_feature_split
+from s5vh_hf.data.hash_centers import compute_semantic_clusters, generate_hash_centers
+from s5vh_hf.data.synthetic import make_synthetic_videos
+from s5vh_hf.hub.sharing import render_model_card
+from s5vh_hf.training.health import code_health, collapse_warnings
+from s5vh_hf.training.trainer import S5VHTrainer, s5vh_training_arguments
 
 from .conftest import make_tiny_config
 
@@ -79,7 +79,7 @@ def test_trainer_warns_when_codes_collapse(train_split, tmp_path, monkeypatch, c
     trainer = _trainer(train_split, tmp_path)
     model = trainer.model
     monkeypatch.setattr(model, "encode", lambda videos, **kwargs: np.ones((len(videos), 16), dtype=np.int8))
-    with caplog.at_level(logging.WARNING, logger="s5vh_hf.trainer"):
+    with caplog.at_level(logging.WARNING, logger="s5vh_hf.training.trainer"):
         trainer.train()
     warnings = [r.getMessage() for r in caplog.records if "collapsed" in r.getMessage()]
     assert warnings and "16 bits are constant" in warnings[0] and "what to try" in warnings[0]
@@ -94,7 +94,7 @@ def test_health_monitor_can_be_turned_off(train_split, tmp_path):
 
 
 def test_trainer_takes_feature_statistics_from_the_training_set_unless_set(train_split, tmp_path):
-    from s5vh_hf.hash_centers import frame_feature_statistics
+    from s5vh_hf.data.hash_centers import frame_feature_statistics
 
     trainer = _trainer(train_split, tmp_path, health_probe=False)
     mean, std = frame_feature_statistics(train_split)

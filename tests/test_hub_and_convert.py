@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from s5vh_hf import S5VHConfig, S5VHModel, convert_original_checkpoint
-from s5vh_hf.evaluation import evaluate_retrieval
-from s5vh_hf.hub import push_model_folder, render_model_card
+from s5vh_hf.hub.sharing import push_model_folder, render_model_card
+from s5vh_hf.retrieval.evaluation import evaluate_retrieval
 
 from .conftest import make_tiny_config
 from .hub_stub import fake_hub
@@ -95,7 +95,7 @@ def test_converted_checkpoint_encodes_like_the_authors_forward(tmp_path, frames)
 def test_conversion_with_release_centers_and_cli(tmp_path):
     import h5py
 
-    from s5vh_hf.cli import main
+    from s5vh_hf.cli.main import main
 
     config = make_tiny_config()
     torch.save({"model_state_dict": _authors_state_dict(config)}, tmp_path / "c.pth")
@@ -232,6 +232,9 @@ def test_push_and_load_from_the_hub_cache_offline(tmp_path, monkeypatch, tiny_mo
                 "selective_scan.py",
                 "cpu_kernels.py",
                 "cpu_kernels_source.py",
+                "batching.py",
+                "codes.py",
+                "commits.py",
                 "s5vh_card_state.json",
             ]
         )

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from s5vh_hf import S5VHConfig, S5VHModel
-from s5vh_hf.configuration_s5vh import RELEASE_COMPATIBILITY
-from s5vh_hf.hash_centers import frame_feature_statistics
+from s5vh_hf.data.hash_centers import frame_feature_statistics
+from s5vh_hf.model.configuration_s5vh import RELEASE_COMPATIBILITY
 
 from .conftest import make_tiny_config
 

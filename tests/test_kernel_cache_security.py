@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import s5vh_hf.cpu_kernels as kernels_module
+import s5vh_hf.model.cpu_kernels as kernels_module
 
 pytestmark = pytest.mark.skipif(kernels_module._compiler() is None, reason="needs a C compiler")
 PORTABLE_FLAGS = (["-O2", "-ffp-contract=fast", "-fno-math-errno"],)
@@ -44,7 +44,7 @@ def _plant(path: Path, tmp_path: Path) -> None:
 def _load_in_subprocess(env: dict, tmp_path: Path) -> subprocess.CompletedProcess:
     script = textwrap.dedent(
         f"""
-        import logging, s5vh_hf.cpu_kernels as k
+        import logging, s5vh_hf.model.cpu_kernels as k
         logging.basicConfig(level=logging.WARNING)
         kernels = k.CpuKernels(k._build_library({PORTABLE_FLAGS!r}))
         print("lanes", kernels.lanes, "folder", k.kernel_cache_dir())

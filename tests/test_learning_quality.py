@@ -7,13 +7,13 @@ import pytest
 from transformers import set_seed
 
 from s5vh_hf import S5VHModel, S5VHTrainer, s5vh_training_arguments
-from s5vh_hf.baselines import euclidean_ranking, lsh_codes
-from s5vh_hf.data import load_feature_dataset, write_feature_split
-from s5vh_hf.evaluation import evaluate_codes
-from s5vh_hf.hash_centers import mean_pool
-from s5vh_hf.metrics import map_at_k, relevance_of_ranking
-from s5vh_hf.recipes import preprocess
-from s5vh_hf.synthetic import make_order_dependent_videos
+from s5vh_hf.data.feature_datasets import load_feature_dataset, write_feature_split
+from s5vh_hf.data.hash_centers import mean_pool
+from s5vh_hf.data.synthetic import make_order_dependent_videos
+from s5vh_hf.recipes.experiments import preprocess
+from s5vh_hf.retrieval.baselines import euclidean_ranking, lsh_codes
+from s5vh_hf.retrieval.evaluation import evaluate_codes
+from s5vh_hf.retrieval.metrics import map_at_k, relevance_of_ranking
 
 from .conftest import make_tiny_config
 

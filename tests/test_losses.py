@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from s5vh_hf.losses import center_alignment_loss, debiased_contrastive_loss, reconstruction_loss, slg_loss
-from s5vh_hf.masking import two_view_visible_masks, visible_frame_count
+from s5vh_hf.data.masking import two_view_visible_masks, visible_frame_count
+from s5vh_hf.training.losses import center_alignment_loss, debiased_contrastive_loss, reconstruction_loss, slg_loss
 
 
 def _hand_debiased_contrastive(z1, z2, t, tau_plus):

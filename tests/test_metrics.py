@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from s5vh_hf.evaluation import evaluate_codes, evaluate_retrieval
-from s5vh_hf.metrics import (
+from s5vh_hf.retrieval.evaluation import evaluate_codes, evaluate_retrieval
+from s5vh_hf.retrieval.metrics import (
     count_relevant,
     labels_to_multi_hot,
     map_at_k,

@@ -8,7 +8,7 @@ from transformers import AutoConfig, AutoModel, MambaConfig
 from transformers.models.mamba.modeling_mamba import MambaMixer
 
 from s5vh_hf import S5VHConfig, S5VHModel, binarize, pack_codes
-from s5vh_hf.modeling_s5vh import (
+from s5vh_hf.model.modeling_s5vh import (
     causal_depthwise_conv,
     per_video_reverse_index,
     sign_with_tie_rule,
@@ -375,7 +375,7 @@ def test_forward_rejects_bad_batches(tiny_model):
 
 
 def test_the_collator_refuses_non_finite_videos_by_name():
-    from s5vh_hf.data import TwoViewCollator
+    from s5vh_hf.data.feature_datasets import TwoViewCollator
 
     collator = TwoViewCollator(0.5, feature_dim=4, draw_views=False)
     good, bad = np.zeros((3, 4), np.float32), np.zeros((3, 4), np.float32)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from s5vh_hf.retrieval import HammingIndex, as_packed_codes, unpack_codes
+from s5vh_hf.retrieval.hamming_index import HammingIndex, as_packed_codes, unpack_codes
 
 
 def _random_codes(n, bits, seed, distinct=4):

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from s5vh_hf.selective_scan import selective_scan, selective_scan_fast, selective_scan_reference
+from s5vh_hf.model.selective_scan import selective_scan, selective_scan_fast, selective_scan_reference
 
 
 def _random_scan_inputs(steps: int, seed: int, batch: int = 3, inner: int = 20, state: int = 16):
@@ -42,7 +42,7 @@ def test_fast_scan_matches_reference_forward_and_gradients(steps):
 
 
 def test_fast_scan_blocks_over_large_batches(monkeypatch):
-    scan_module = importlib.import_module("s5vh_hf.selective_scan")
+    scan_module = importlib.import_module("s5vh_hf.model.selective_scan")
 
     monkeypatch.setattr(scan_module, "_STATE_ELEMENTS_PER_CHUNK", 20 * 16 * 2)  # 2 sequences per block
     inputs = _random_scan_inputs(9, seed=3, batch=5)
@@ -78,7 +78,7 @@ def test_fast_scan_keeps_input_dtype():
 
 @pytest.mark.parametrize("steps, batch, decay_scale", [(400, 2, 1.0), (1000, 1, 0.01), (97, 3, 0.1)])
 def test_segmented_scan_of_long_sequences_matches_reference(steps, batch, decay_scale):
-    scan_module = importlib.import_module("s5vh_hf.selective_scan")
+    scan_module = importlib.import_module("s5vh_hf.model.selective_scan")
     assert scan_module._segment_count(steps, batch) > 1  # the two-level path is the one under test
     inputs = _random_scan_inputs(steps, seed=steps, batch=batch)
     inputs[2] = inputs[2] * decay_scale  # slow decay: the state carried across segments matters

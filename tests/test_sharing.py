@@ -11,9 +11,9 @@ from huggingface_hub import ModelCard
 from huggingface_hub.errors import HfHubHTTPError
 
 from s5vh_hf import S5VHModel
-from s5vh_hf.cli import main
-from s5vh_hf.evaluation import evaluate_retrieval
-from s5vh_hf.hub import push_model_folder
+from s5vh_hf.cli.main import main
+from s5vh_hf.hub.sharing import push_model_folder
+from s5vh_hf.retrieval.evaluation import evaluate_retrieval
 
 from .conftest import make_tiny_config
 from .hub_stub import fake_hub
@@ -119,9 +119,9 @@ def test_folder_push_renders_the_card_for_the_target_repo(tmp_path, monkeypatch,
 
 
 def test_trainer_push_uploads_the_s5vh_card_and_names_the_base_model(tmp_path, monkeypatch):
-    from s5vh_hf.hash_centers import compute_semantic_clusters
-    from s5vh_hf.synthetic import make_synthetic_videos
-    from s5vh_hf.trainer import S5VHTrainer, s5vh_training_arguments
+    from s5vh_hf.data.hash_centers import compute_semantic_clusters
+    from s5vh_hf.data.synthetic import make_synthetic_videos
+    from s5vh_hf.training.trainer import S5VHTrainer, s5vh_training_arguments
 
     config = make_tiny_config(num_hash_centers=4)
     data = make_synthetic_videos(num_videos=32, num_classes=4, feature_dim=24, num_frames=6, seed=0)
@@ -129,7 +129,7 @@ def test_trainer_push_uploads_the_s5vh_card_and_names_the_base_model(tmp_path, m
         torch.manual_seed(0)
         S5VHModel(config).push_to_hub("me/base", token="hf_test")
         model = S5VHModel.from_pretrained("me/base", token="hf_test")
-        from s5vh_hf.data import load_feature_dataset, write_feature_split
+        from s5vh_hf.data.feature_datasets import load_feature_dataset, write_feature_split
 
         write_feature_split(tmp_path / "ds", "train", data.videos(), data.video_ids, [[int(x)] for x in data.labels])
         train = load_feature_dataset(tmp_path / "ds", split="train")
@@ -152,8 +152,8 @@ def test_trainer_push_uploads_the_s5vh_card_and_names_the_base_model(tmp_path, m
 
 
 def test_streaming_a_feature_dataset_reads_byte_ranges(tmp_path, monkeypatch):
-    from s5vh_hf.data import load_feature_dataset, push_feature_dataset, write_feature_split
-    from s5vh_hf.synthetic import make_synthetic_videos
+    from s5vh_hf.data.feature_datasets import load_feature_dataset, push_feature_dataset, write_feature_split
+    from s5vh_hf.data.synthetic import make_synthetic_videos
 
     data = make_synthetic_videos(num_videos=9, num_classes=3, feature_dim=8, num_frames=5, seed=4)
     write_feature_split(tmp_path / "ds", "train", data.videos(), data.video_ids, shard_size=4)
@@ -221,9 +221,9 @@ def test_encode_precision_names_match_sentence_transformers(tiny_model, tiny_con
 
 
 def test_trainer_predict_returns_codes_and_evaluate_takes_a_split(tmp_path):
-    from s5vh_hf.data import load_feature_dataset, write_feature_split
-    from s5vh_hf.synthetic import make_synthetic_videos
-    from s5vh_hf.trainer import S5VHTrainer, s5vh_training_arguments
+    from s5vh_hf.data.feature_datasets import load_feature_dataset, write_feature_split
+    from s5vh_hf.data.synthetic import make_synthetic_videos
+    from s5vh_hf.training.trainer import S5VHTrainer, s5vh_training_arguments
 
     config = make_tiny_config(num_hash_centers=4)
     data = make_synthetic_videos(num_videos=24, num_classes=4, feature_dim=24, num_frames=6, seed=1)

@@ -7,10 +7,15 @@ import torch
 from transformers import TrainerCallback, set_seed
 
 from s5vh_hf import S5VHModel
-from s5vh_hf.data import IndexedFeatureDataset, TwoViewCollator, load_feature_dataset, write_feature_split
-from s5vh_hf.hash_centers import compute_semantic_clusters, generate_hash_centers
-from s5vh_hf.synthetic import make_synthetic_videos
-from s5vh_hf.trainer import (
+from s5vh_hf.data.feature_datasets import (
+    IndexedFeatureDataset,
+    TwoViewCollator,
+    load_feature_dataset,
+    write_feature_split,
+)
+from s5vh_hf.data.hash_centers import compute_semantic_clusters, generate_hash_centers
+from s5vh_hf.data.synthetic import make_synthetic_videos
+from s5vh_hf.training.trainer import (
     PSEUDO_LABELS_FILE,
     PseudoLabelStore,
     RetrievalEvaluationCallback,
@@ -170,7 +175,7 @@ def _two_checkpoints(feature_folder, tmp_path, **overrides):
 
 
 def test_resume_takes_the_last_complete_checkpoint(feature_folder, tmp_path, caplog):
-    from s5vh_hf.checkpoints import RECORD_FILE, incomplete_reason
+    from s5vh_hf.training.checkpoints import RECORD_FILE, incomplete_reason
 
     model, train, clusters, args = _two_checkpoints(feature_folder, tmp_path)
     run = tmp_path / "run"
@@ -296,6 +301,6 @@ def test_pseudo_label_refresh_mode_follows_the_release_option(feature_folder, tm
     model.pseudo_label_logits = recording
     S5VHTrainer(model, args, train, clusters.pseudo_labels, health_probe=False).train()
     assert modes and set(modes) == {train_mode}
-    from s5vh_hf.configuration_s5vh import RELEASE_COMPATIBILITY
+    from s5vh_hf.model.configuration_s5vh import RELEASE_COMPATIBILITY
 
     assert RELEASE_COMPATIBILITY["refresh_in_train_mode"] is True

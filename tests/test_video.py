@@ -11,11 +11,11 @@ import torch
 
 av = pytest.importorskip("av", reason="the video extra (PyAV) is installed by the quickstart")
 
-from s5vh_hf.cli import main  # noqa: E402
-from s5vh_hf.extraction import extract_video_features  # noqa: E402
-from s5vh_hf.frame_encoders import VGGFeatures, load_frame_encoder, save_vgg  # noqa: E402
-from s5vh_hf.synthetic_videos import class_names, make_synthetic_video_collection, render_frames, write_video  # noqa: E402
-from s5vh_hf.video_decoding import BadVideo, read_frames  # noqa: E402
+from s5vh_hf.cli.main import main  # noqa: E402
+from s5vh_hf.video.decoding import BadVideo, read_frames  # noqa: E402
+from s5vh_hf.video.extraction import extract_video_features  # noqa: E402
+from s5vh_hf.video.frame_encoders import VGGFeatures, load_frame_encoder, save_vgg  # noqa: E402
+from s5vh_hf.video.synthetic import class_names, make_synthetic_video_collection, render_frames, write_video  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_extraction_skips_bad_videos_reports_them_and_resumes(collection, tmp_pa
     written = json.loads((tmp_path / "features" / "extraction_report_database.json").read_text())
     assert set(written["skipped"]) == {str(mixed / n) for n in ("empty.mp4", "text.mp4", "truncated.mp4",
                                                                  "audio_only.mp4", "short.mp4")}  # fmt: skip
-    from s5vh_hf.data import load_feature_dataset
+    from s5vh_hf.data.feature_datasets import load_feature_dataset
 
     split = load_feature_dataset(tmp_path / "features", split="database")
     assert len(split) == 6 and set(split.column_names) >= {"path", "duration", "frame_times", "labels"}
@@ -156,7 +156,7 @@ def test_index_and_search_with_a_video_refuse_another_model(collection, tmp_path
 
 
 def test_the_video_demo_runs_end_to_end(tmp_path):
-    from s5vh_hf.video_demo import run_video_demo
+    from s5vh_hf.recipes.video_demo import run_video_demo
 
     summary = run_video_demo(tmp_path / "demo", epochs=4, show_progress=False, videos_per_class=4, num_frames=8)
     assert summary["videos"] == 4 * len(class_names()) and summary["queries"] == len(class_names())
@@ -164,7 +164,7 @@ def test_the_video_demo_runs_end_to_end(tmp_path):
 
 
 def test_a_missing_pyav_names_the_extra(monkeypatch):
-    from s5vh_hf.video_decoding import import_av
+    from s5vh_hf.video.decoding import import_av
 
     monkeypatch.setitem(sys.modules, "av", None)
     with pytest.raises(ImportError, match=r"s5vh-hf\[video\]"):
@@ -176,7 +176,7 @@ def test_two_processes_share_the_extraction_and_write_what_one_writes(collection
     import subprocess
     from pathlib import Path
 
-    from s5vh_hf.data import load_feature_dataset
+    from s5vh_hf.data.feature_datasets import load_feature_dataset
 
     folder, labels, encoder_dir = collection
     argv = ["-m", "s5vh_hf.cli", "extract", str(folder / "videos"), "--extractor", str(encoder_dir), "--frames", "6",
@@ -200,7 +200,7 @@ def test_two_processes_share_the_extraction_and_write_what_one_writes(collection
 def test_a_dataset_with_a_path_column_is_an_input_too(collection, tmp_path):
     import datasets
 
-    from s5vh_hf.data import load_feature_dataset
+    from s5vh_hf.data.feature_datasets import load_feature_dataset
 
     folder, labels, encoder_dir = collection
     rows = sorted(labels)[:4]

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from ..model.batching import progress_bar
+from ..training.launch import process_state
+from .decoding import BadVideo, find_videos, read_frames
 from .frame_encoders import FrameEncoder
-from .launch import process_state
-from .modeling_s5vh import progress_bar
-from .video_decoding import BadVideo, find_videos, read_frames
 
 EXTRACT_FORMAT = "s5vh-extract-v1"
 
@@ -52,7 +52,7 @@ def video_feature_columns(feature_dim: int, dtype: str = "float16"):
     """``datasets.Features`` of an extracted split: the feature schema plus ``path``, ``duration``, ``frame_times``."""
     import datasets
 
-    from .data import feature_dataset_features
+    from ..data.feature_datasets import feature_dataset_features
 
     columns = dict(feature_dataset_features(feature_dim, dtype))
     columns["path"] = datasets.Value("string")
@@ -113,7 +113,7 @@ def extract_video_features(
     Args:
         videos: A folder (searched recursively), a list file (one path per line), a list of paths, or a
             ``datasets.Dataset`` with a ``path`` column (and optionally ``labels``/``label``).
-        encoder: From :func:`~s5vh_hf.frame_encoders.load_frame_encoder`.
+        encoder: From :func:`~s5vh_hf.video.frame_encoders.load_frame_encoder`.
         num_frames / fps: T frames sampled uniformly over each video, or one every ``1/fps`` seconds.
         labels: Optional class ids per video (keyed by the path as given, or relative to the folder).
         chunk_size: Videos per resumable chunk. batch_frames: frames per encoder call.
@@ -125,7 +125,7 @@ def extract_video_features(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .shards import StagedSplit, cast_features, check_split_name
+    from ..data.shards import StagedSplit, cast_features, check_split_name
 
     check_split_name(split)
     root = Path(videos) if isinstance(videos, (str, os.PathLike)) else None
@@ -179,7 +179,7 @@ def extract_video_features(
             rows["duration"].append(result.duration)
             rows["frame_times"].append(result.times.astype(np.float32).tolist())
             report.frames += len(features)
-        from .data import _arrow_table
+        from ..data.feature_datasets import _arrow_table
 
         table = _arrow_table(rows, schema) if rows["video_id"] else schema.empty_table()
         temporary = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")

@@ -42,19 +42,19 @@ class CLIError(Exception):
 
 def _demo(args: argparse.Namespace) -> int:
     if args.videos:
-        from .video_demo import run_video_demo
+        from ..recipes.video_demo import run_video_demo
 
         out = Path(args.out) if args.out != DEMO_OUT else Path("s5vh-output/video-demo")
         run_video_demo(out_dir=out, epochs=args.epochs or 40, seed=args.seed, show_progress=not args.quiet)
         return 0
-    from .demo import run_demo
+    from ..recipes.demo import run_demo
 
     run_demo(out_dir=Path(args.out), epochs=args.epochs or 12, seed=args.seed, show_progress=not args.quiet)
     return 0
 
 
 def _convert_features(args: argparse.Namespace) -> int:
-    from .data import import_h5_features
+    from ..data.feature_datasets import import_h5_features
 
     shards = import_h5_features(
         args.features,
@@ -73,9 +73,9 @@ def _convert_features(args: argparse.Namespace) -> int:
 
 
 def _preprocess(args: argparse.Namespace) -> int:
-    from .configuration_s5vh import S5VHConfig
-    from .data import load_feature_dataset
-    from .hash_centers import clusters_and_centers, save_hash_centers
+    from ..data.feature_datasets import load_feature_dataset
+    from ..data.hash_centers import clusters_and_centers, save_hash_centers
+    from ..model.configuration_s5vh import S5VHConfig
 
     S5VHConfig(code_length=args.bits, num_hash_centers=args.clusters)  # the config's rules for L and K, checked once
     dataset = load_feature_dataset(args.dataset, split=args.split)
@@ -94,8 +94,8 @@ def _preprocess(args: argparse.Namespace) -> int:
 
 def _load_model(path: str):
     """A model folder written by ``save_pretrained``, or a Hub repo id (downloaded, or read from the cache)."""
-    from .hub import is_hub_id
-    from .modeling_s5vh import S5VHModel
+    from ..hub.sharing import is_hub_id
+    from ..model.modeling_s5vh import S5VHModel
 
     if not Path(path).exists() and not is_hub_id(path):
         raise CLIError(f"no model at {path} (expected a folder written by save_pretrained or a Hub repo id)")
@@ -135,7 +135,7 @@ def _config_overrides(pairs: Sequence[str]) -> dict[str, object]:
 def _training_config(args: argparse.Namespace, feature_dim: int):
     """The config of a training run: preset or ``--config``, then ``--model-size`` and the named and ``--set``
     overrides; the feature dimension comes from the data set (a preset's D is the paper's, not the user's)."""
-    from .configuration_s5vh import MODEL_SIZES, S5VHConfig
+    from ..model.configuration_s5vh import MODEL_SIZES, S5VHConfig
 
     overrides = _config_overrides(args.set or [])
     named = {
@@ -184,10 +184,10 @@ def _training_arg_overrides(pairs: Sequence[str]) -> dict[str, object]:
 def _train(args: argparse.Namespace) -> int:
     from transformers import set_seed
 
-    from .data import feature_dim_of, load_feature_dataset
-    from .hash_centers import clusters_and_centers, load_hash_centers
-    from .modeling_s5vh import S5VHModel
-    from .trainer import S5VHTrainer, s5vh_training_arguments
+    from ..data.feature_datasets import feature_dim_of, load_feature_dataset
+    from ..data.hash_centers import clusters_and_centers, load_hash_centers
+    from ..model.modeling_s5vh import S5VHModel
+    from ..training.trainer import S5VHTrainer, s5vh_training_arguments
 
     for name in ("epochs", "max_steps", "batch_size"):
         value = getattr(args, name)
@@ -253,8 +253,8 @@ def _limit_threads(threads: int | None) -> None:
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from .data import load_feature_dataset
-    from .encoding import encode_dataset_to_files
+    from ..data.feature_datasets import load_feature_dataset
+    from ..recipes.encoding import encode_dataset_to_files
 
     model = _load_model(args.model)
     dataset = load_feature_dataset(args.dataset, split=args.split)
@@ -265,8 +265,8 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .data import load_feature_dataset, videos_and_labels
-    from .evaluation import evaluate_retrieval, resolve_protocol
+    from ..data.feature_datasets import load_feature_dataset, videos_and_labels
+    from ..retrieval.evaluation import evaluate_retrieval, resolve_protocol
 
     model = _load_model(args.model)
     protocol = resolve_protocol(args.protocol)
@@ -299,9 +299,9 @@ def _search(args: argparse.Namespace) -> int:
         return _search_by_video(args)
     if args.dataset is None:
         raise CLIError("search needs MODEL DATASET, or INDEX --query-video CLIP")
-    from .data import load_feature_dataset, videos_and_labels
-    from .encoding import load_codes_for_model
-    from .retrieval import HammingIndex
+    from ..data.feature_datasets import load_feature_dataset, videos_and_labels
+    from ..recipes.encoding import load_codes_for_model
+    from ..retrieval.hamming_index import HammingIndex
 
     model = _load_model(args.model)
     queries = load_feature_dataset(args.dataset, split=args.query_split)
@@ -329,8 +329,8 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _search_by_video(args: argparse.Namespace) -> int:
-    from .frame_encoders import load_frame_encoder
-    from .video_index import VideoIndex
+    from ..video.frame_encoders import load_frame_encoder
+    from ..video.index import VideoIndex
 
     index = VideoIndex(args.model)
     manifest = index.manifest
@@ -354,8 +354,8 @@ def _search_by_video(args: argparse.Namespace) -> int:
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from .extraction import extract_video_features
-    from .frame_encoders import load_frame_encoder
+    from ..video.extraction import extract_video_features
+    from ..video.frame_encoders import load_frame_encoder
 
     labels = json.loads(Path(args.labels).read_text()) if args.labels else None
     videos = args.videos
@@ -376,8 +376,8 @@ def _extract(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from .data import load_feature_dataset
-    from .video_index import build_video_index
+    from ..data.feature_datasets import load_feature_dataset
+    from ..video.index import build_video_index
 
     model = _load_model(args.model)
     source = Path(args.source)
@@ -390,8 +390,8 @@ def _index(args: argparse.Namespace) -> int:
             recorded = json.loads(report.read_text())
             extractor, frames = recorded.get("encoder"), recorded.get("options", {}).get("num_frames") or frames
     else:  # videos: extract first, into the index folder
-        from .extraction import extract_video_features
-        from .frame_encoders import load_frame_encoder
+        from ..video.extraction import extract_video_features
+        from ..video.frame_encoders import load_frame_encoder
 
         if not args.extractor:
             raise CLIError("indexing video files needs --extractor (e.g. vgg16 for the FCVID/UCF101 presets)")
@@ -410,7 +410,7 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from .hub import push_model_folder
+    from ..hub.sharing import push_model_folder
 
     url = push_model_folder(args.model, args.repo_id, token=args.token, private=args.private)
     print(f"pushed {args.model} to {url}")
@@ -418,7 +418,7 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _convert_checkpoint(args: argparse.Namespace) -> int:
-    from .convert import convert_original_checkpoint
+    from ..hub.convert import convert_original_checkpoint
 
     model = convert_original_checkpoint(args.checkpoint, args.preset, hash_centers=args.centers)
     model.save_pretrained(args.out)
@@ -611,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in ("train", "encode"):
-        from .launch import warn_on_launch_mismatch
+        from ..training.launch import warn_on_launch_mismatch
 
         warn_on_launch_mismatch()
     start = time.perf_counter()

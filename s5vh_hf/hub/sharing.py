@@ -10,8 +10,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .commits import is_inside, write_file_atomically
-from .modeling_s5vh import S5VHModel, register_with_transformers
+from ..model.commits import is_inside, write_file_atomically
+from ..model.modeling_s5vh import HubIntegration, S5VHModel, install_hub_integration, register_with_transformers
 
 TEMPLATE_NAME = "s5vh_model_card.md"
 CARD_TAGS = [
@@ -260,3 +260,8 @@ def push_model_folder(
         write_model_card(model, staging, repo_id=repo_id)
         return upload_model_folder(staging, repo_id, token=token, private=private, endpoint=endpoint,
                                    revision=revision, links_may_lead_to=folder)  # fmt: skip
+
+
+install_hub_integration(
+    HubIntegration(write_card=write_model_card, upload_folder=upload_model_folder, push_model=push_model)
+)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..model.modeling_s5vh import S5VHModel
 from .losses import SLGLoss, slg_loss
-from .modeling_s5vh import S5VHModel
 
 
 def two_view_slg_loss(

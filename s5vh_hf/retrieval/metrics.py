@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .modeling_s5vh import unpack_codes
-from .retrieval import as_packed_codes
+from ..model.codes import unpack_codes
+from .hamming_index import as_packed_codes
 
 LabelsLike = np.ndarray | Sequence[int] | Sequence[Sequence[int]]
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .commits import StagedFiles, reading, sha256_file
-from .encoding import model_fingerprint
-from .retrieval import HammingIndex
+from ..model.commits import StagedFiles, reading, sha256_file
+from ..recipes.encoding import model_fingerprint
+from ..retrieval.hamming_index import HammingIndex
 
 MANIFEST = "manifest.json"
 INDEX_FILE = "index.faissindex"
@@ -43,13 +43,13 @@ def build_video_index(
     """Encode a feature split (with ``video_id`` and, for extracted videos, ``path``) and save the index with its
     manifest. ``extractor`` is the frame encoder's identity (``FrameEncoder.identity``) the features came from.
 
-    The codes, the entries and the manifest are committed together (:class:`~s5vh_hf.commits.StagedFiles`, under
+    The codes, the entries and the manifest are committed together (:class:`~s5vh_hf.model.commits.StagedFiles`, under
     the folder's write lock): a kill or a full disk leaves the old index whole. The manifest records the sha256 of
     the other two files, so a file swapped in from another build is refused on load."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .data import videos_and_labels
+    from ..data.feature_datasets import videos_and_labels
 
     out_dir = Path(out_dir)
     videos, _ = videos_and_labels(features, require_labels=False)
@@ -123,7 +123,7 @@ class VideoIndex:
         self, query_paths: list[str | os.PathLike], model: Any, encoder: Any, k: int = 10
     ) -> list[list[VideoHit]]:
         """Extract, encode and search each query video (same extractor settings as the index)."""
-        from .video_decoding import read_frames
+        from .decoding import read_frames
 
         self.check_compatible(model, encoder.identity)
         frames = self.manifest.get("num_frames") or 25

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from transformers import PrinterCallback, set_seed
 
-from .data import load_feature_dataset, videos_and_labels
-from .hash_centers import save_hash_centers
-from .modeling_s5vh import S5VHModel
-from .recipes import DEMO_RECIPE, demo_config, evaluate_with_baselines, preprocess, write_embedded_dataset
-from .retrieval import HammingIndex
-from .trainer import S5VHTrainer, s5vh_training_arguments
+from ..data.feature_datasets import load_feature_dataset, videos_and_labels
+from ..data.hash_centers import save_hash_centers
+from ..model.modeling_s5vh import S5VHModel
+from ..retrieval.hamming_index import HammingIndex
+from ..training.trainer import S5VHTrainer, s5vh_training_arguments
+from .experiments import DEMO_RECIPE, demo_config, evaluate_with_baselines, preprocess, write_embedded_dataset
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

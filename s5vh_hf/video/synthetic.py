@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .video_decoding import import_av
+from .decoding import import_av
 
 MOTIONS = ("left_to_right", "top_to_bottom", "clockwise", "grow")
 COLOURS = ((230, 60, 60), (60, 200, 80), (70, 110, 240), (240, 200, 40))

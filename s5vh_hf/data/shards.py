@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .commits import StagedFiles
+from ..model.commits import StagedFiles
 
 SHARD_NAME = re.compile(r"^(?P<split>[^-/]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
 
@@ -53,7 +53,7 @@ def verify_split_shards(out_dir: str | os.PathLike) -> dict[str, int]:
 
 class StagedSplit(StagedFiles):
     """Stage the shards of one split (:meth:`shard_path`), then :meth:`commit` them: the split's old shards are
-    replaced as one step (:class:`~s5vh_hf.commits.StagedFiles`)."""
+    replaced as one step (:class:`~s5vh_hf.model.commits.StagedFiles`)."""
 
     def __init__(
         self, out_dir: str | os.PathLike, split: str, num_shards: int, feature_extractor: str | None = None

@@ -2,7 +2,7 @@
 recorded, and it remembers what it was trained on.
 
 After the Trainer has written ``checkpoint-<step>/`` (weights, optimizer, scheduler, RNG states, trainer state)
-and :class:`~s5vh_hf.trainer.S5VHTrainer` its pseudo-labels, the record ``s5vh_checkpoint.json`` is written last,
+and :class:`~s5vh_hf.training.trainer.S5VHTrainer` its pseudo-labels, the record ``s5vh_checkpoint.json`` is written last,
 atomically: the size and sha256 of every file, and the fingerprints of the inputs (training data, hash centers,
 code length, feature dimension, number of processes). :func:`last_complete_checkpoint` picks the newest checkpoint
 whose files all match their record; :func:`resume_problems` says why a checkpoint cannot be resumed exactly.
@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .commits import sha256_file, write_file_atomically
+from ..model.commits import sha256_file, write_file_atomically
 
 RECORD_FILE = "s5vh_checkpoint.json"
 RECORD_FORMAT = "s5vh-checkpoint-v1"

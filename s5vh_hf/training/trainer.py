@@ -19,6 +19,13 @@ import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import PredictionOutput, rotate_checkpoints
 
+from ..data.feature_datasets import IndexedFeatureDataset, TwoViewCollator, videos_and_labels
+from ..data.hash_centers import frame_feature_statistics
+from ..data.masking import two_view_visible_masks
+from ..model.commits import fault_point, write_file_atomically
+from ..model.configuration_s5vh import S5VHConfig, preset_training_recipe
+from ..model.modeling_s5vh import S5VHModel
+from ..retrieval.evaluation import DEFAULT_KS, evaluate_retrieval
 from .checkpoints import (
     exact_resume_files,
     incomplete_reason,
@@ -26,15 +33,8 @@ from .checkpoints import (
     resume_problems,
     write_checkpoint_record,
 )
-from .commits import fault_point, write_file_atomically
-from .configuration_s5vh import S5VHConfig, preset_training_recipe
-from .data import IndexedFeatureDataset, TwoViewCollator, videos_and_labels
-from .evaluation import DEFAULT_KS, evaluate_retrieval
-from .hash_centers import frame_feature_statistics
 from .health import COLLAPSE_HINT, code_health, collapse_warnings
 from .launch import has_accelerator
-from .masking import two_view_visible_masks
-from .modeling_s5vh import S5VHModel
 from .slg import two_view_slg_loss
 
 PSEUDO_LABELS_FILE = "pseudo_labels.safetensors"
@@ -76,7 +76,7 @@ def s5vh_training_arguments(
         num_train_examples: Size of the training set. When given, the batch size is reduced for small data sets
             (:func:`batch_size_for`), which otherwise get a handful of optimiser steps per epoch.
         recipe: The preset recipe to start from (default: the ``"training"`` section of the preset the config was
-            made from, :func:`~s5vh_hf.configuration_s5vh.preset_training_recipe`; none for other configs).
+            made from, :func:`~s5vh_hf.model.configuration_s5vh.preset_training_recipe`; none for other configs).
         **overrides: Any ``TrainingArguments`` field; wins over the defaults.
     """
     defaults = recipe if recipe is not None else preset_training_recipe(config)
@@ -245,7 +245,7 @@ class S5VHTrainer(Trainer):
         model: The :class:`~s5vh_hf.S5VHModel` (hash centers already set).
         args: Training arguments (see :func:`s5vh_training_arguments` for the preset defaults).
         train_dataset: A feature dataset (``datasets.Dataset`` with the package schema) or an
-            :class:`~s5vh_hf.data.IndexedFeatureDataset`.
+            :class:`~s5vh_hf.data.feature_datasets.IndexedFeatureDataset`.
         pseudo_labels: Cluster id of every training video ``[N]`` (from ``compute_semantic_clusters``) or a
             :class:`PseudoLabelStore`.
         eval_database, eval_queries: Optional splits for :meth:`evaluate` (retrieval mAP@K).
@@ -259,7 +259,7 @@ class S5VHTrainer(Trainer):
             does not continue bit for bit); without it such a resume is refused.
         **kwargs: Passed on to ``Trainer``.
 
-    Checkpoints are complete only once every file is written and recorded (:mod:`~s5vh_hf.checkpoints`);
+    Checkpoints are complete only once every file is written and recorded (:mod:`~s5vh_hf.training.checkpoints`);
     ``train(resume_from_checkpoint=True)`` takes the newest complete one, and a resume with other training data,
     hash centers, code length or number of processes is refused, naming what changed.
     """
@@ -491,7 +491,7 @@ class S5VHTrainer(Trainer):
         accepted and ignored (the card takes its facts from the model)."""
         if not self.is_world_process_zero():
             return
-        from .hub import write_model_card
+        from ..hub.sharing import write_model_card
 
         os.makedirs(self.args.output_dir, exist_ok=True)
         extra = [tags] if isinstance(tags, str) else list(tags or [])
@@ -501,7 +501,7 @@ class S5VHTrainer(Trainer):
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
         """``Trainer.train``; on resume the pseudo-label state of the checkpoint is restored as well. A model
         loaded from a Hub repo is recorded as the base model of the fine-tuned one (the card's ``base_model``)."""
-        from .hub import is_hub_id
+        from ..hub.sharing import is_hub_id
 
         model = self.accelerator.unwrap_model(self.model)
         if is_hub_id(model.loaded_from):
@@ -575,7 +575,7 @@ class S5VHTrainer(Trainer):
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         """``Trainer._save_checkpoint``, then the pseudo-labels and the checkpoint record (which makes the checkpoint
-        complete, :mod:`~s5vh_hf.checkpoints`); old checkpoints are rotated away only after that, so a kill while
+        complete, :mod:`~s5vh_hf.training.checkpoints`); old checkpoints are rotated away only after that, so a kill while
         saving always leaves a complete checkpoint behind when there was one."""
         limit = self.args.save_total_limit
         self.args.save_total_limit = None

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .commits import is_inside, reading
+from ..model.batching import pad_videos, progress_bar
+from ..model.commits import is_inside, reading
 from .dataset_card import render_dataset_card
 from .masking import two_view_visible_masks
-from .modeling_s5vh import pad_videos, progress_bar
 from .shards import (
     StagedSplit,
     cast_features,
@@ -136,7 +136,7 @@ def _load_checked(source: str, split: str | None, streaming: bool, revision: str
 
 def _verify_local_shards(source: str, shards: list[Path], split: str | None, cache: str) -> None:
     """Before ``datasets`` reads a local folder: every split has videos, and every row matches the declared shape
-    (:func:`~s5vh_hf.shards.verify_shard_rows`). The result is remembered per content fingerprint, so a
+    (:func:`~s5vh_hf.data.shards.verify_shard_rows`). The result is remembered per content fingerprint, so a
     folder is scanned once."""
     marker = Path(cache) / ".s5vh-verified"
     if marker.exists():

@@ -12,7 +12,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from .modeling_s5vh import pack_codes, unpack_codes
+from ..model.codes import pack_codes, unpack_codes
 
 __all__ = ["HammingIndex", "as_packed_codes", "unpack_codes"]
 
@@ -123,7 +123,7 @@ class HammingIndex:
     def save(self, path: str | os.PathLike) -> None:
         """Write the index in faiss' binary-index format, atomically and with every write error raised (a full
         disk leaves the old file as it was)."""
-        from .commits import write_file_atomically
+        from ..model.commits import write_file_atomically
 
         write_file_atomically(path, self.to_bytes())
 

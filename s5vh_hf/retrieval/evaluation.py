@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .hamming_index import HammingIndex, as_packed_codes, rank_by_inner_product, ternary_codes
 from .metrics import (
     LabelsLike,
     count_relevant,
@@ -19,7 +20,6 @@ from .metrics import (
     relevance_of_ranking,
     standard_map_at_k,
 )
-from .retrieval import HammingIndex, as_packed_codes, rank_by_inner_product, ternary_codes
 
 DEFAULT_KS = (5, 20, 40, 60, 80, 100)
 DATASET_PROTOCOLS = {

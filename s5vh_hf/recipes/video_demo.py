@@ -12,16 +12,16 @@ import numpy as np
 import torch
 from transformers import PrinterCallback, set_seed
 
-from .baselines import lsh_codes
-from .data import load_feature_dataset, videos_and_labels
-from .extraction import extract_video_features
-from .frame_encoders import VGGFeatures, load_frame_encoder, save_vgg
-from .hash_centers import clusters_and_centers, mean_pool
-from .modeling_s5vh import S5VHModel
-from .recipes import demo_config
-from .synthetic_videos import class_names, make_synthetic_video_collection
-from .trainer import S5VHTrainer, s5vh_training_arguments
-from .video_index import VideoIndex, build_video_index
+from ..data.feature_datasets import load_feature_dataset, videos_and_labels
+from ..data.hash_centers import clusters_and_centers, mean_pool
+from ..model.modeling_s5vh import S5VHModel
+from ..retrieval.baselines import lsh_codes
+from ..training.trainer import S5VHTrainer, s5vh_training_arguments
+from ..video.extraction import extract_video_features
+from ..video.frame_encoders import VGGFeatures, load_frame_encoder, save_vgg
+from ..video.index import VideoIndex, build_video_index
+from ..video.synthetic import class_names, make_synthetic_video_collection
+from .experiments import demo_config
 
 
 def _precision_at(hits: list[list[int]], query_labels: list[int], k: int) -> float:

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .commits import folder_lock
-from .launch import process_state
+from ..model.commits import folder_lock
+from ..training.launch import process_state
 
 CODES_FORMAT = "s5vh-codes-v2"
 
@@ -96,7 +96,7 @@ def encode_dataset_to_files(
     not by the chunk. Every writer uses its own temporary file names, so concurrent runs into one folder are safe.
     """
 
-    from .data import validate_feature_dataset
+    from ..data.feature_datasets import validate_feature_dataset
 
     validate_feature_dataset(dataset)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:

@@ -7,13 +7,12 @@ Together with ``configuration_s5vh.py``, ``selective_scan.py`` and ``cpu_kernels
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,14 +25,40 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from .batching import pad_videos, progress_bar
+from .codes import pack_codes
+from .commits import StagedFiles, folder_lock, reading, write_file_atomically
 from .configuration_s5vh import S5VHConfig
 from .cpu_kernels import causal_conv1d_silu
 from .selective_scan import SCANS, cuda_kernels, resolve_scan_backend
 
 CodeOutput = Literal["pm1", "packed", "ubinary", "binary", "bool"]
 PACKED_OUTPUTS = ("packed", "ubinary", "binary")
-_IS_PACKAGE_COPY = __name__ == "s5vh_hf.modeling_s5vh"
+_IS_PACKAGE_COPY = __name__ == "s5vh_hf.model.modeling_s5vh"
 """True in the installed s5vh-hf package, False in a copy loaded by transformers as remote code."""
+
+
+@dataclass(frozen=True)
+class HubIntegration:
+    """What the s5vh-hf package adds to saving and pushing a model, installed by ``s5vh_hf.hub.sharing``
+    (:func:`install_hub_integration`). A remote-code copy has none and saves and pushes as transformers does."""
+
+    write_card: Callable[..., Any]
+    """``(model, folder, repo_id=None, extra_tags=())``: render the model card into ``folder/README.md``."""
+    upload_folder: Callable[..., str]
+    """``(folder, repo_id, **upload)``: upload a saved model folder as one commit; returns the commit URL."""
+    push_model: Callable[..., str]
+    """``(model, repo_id, **kwargs)``: save with a card rendered for ``repo_id`` and upload; returns the URL."""
+
+
+_hub_integration: HubIntegration | None = None
+
+
+def install_hub_integration(integration: HubIntegration | None) -> None:
+    """Set (or, with ``None``, remove) what :meth:`S5VHModel.save_pretrained` and :meth:`S5VHModel.push_to_hub`
+    use for model cards and uploads. The model module never imports the Hub layer: the Hub layer installs itself."""
+    global _hub_integration
+    _hub_integration = integration
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -109,17 +134,6 @@ def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
     return x * mask / keep
 
 
-def pack_codes(codes: np.ndarray) -> np.ndarray:
-    """±1 (or 0/1, or bool) codes ``[N, L]`` → packed ``uint8`` ``[N, L/8]``, most significant bit first
-    (bit = 1 where the code is +1)."""
-    return np.packbits(np.asarray(codes) > 0, axis=-1)
-
-
-def unpack_codes(packed: np.ndarray, dtype: Any = np.int8) -> np.ndarray:
-    """Packed ``uint8`` ``[N, L/8]`` → ±1 codes ``[N, L]`` of ``dtype``; the inverse of :func:`pack_codes`."""
-    return np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=-1).astype(dtype) * 2 - 1
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Modules
 # --------------------------------------------------------------------------------------------------------------
@@ -165,7 +179,7 @@ class S5VHMambaMixer(nn.Module):
         self.out_proj = nn.Linear(inner, width, bias=False)
 
     def scan_backend(self, hidden: torch.Tensor) -> str:
-        """Which scan this mixer runs for ``hidden`` (:func:`~s5vh_hf.selective_scan.resolve_scan_backend`)."""
+        """Which scan this mixer runs for ``hidden`` (:func:`~s5vh_hf.model.selective_scan.resolve_scan_backend`)."""
         return resolve_scan_backend(self.config.scan_implementation, hidden.device, self.state_size)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -606,10 +620,10 @@ class S5VHModel(S5VHPreTrainedModel):
         """``PreTrainedModel.from_pretrained``; then the center head is frozen again unless configured trainable
         (loading replaces parameters, which resets ``requires_grad``) and the card state saved beside the weights
         (evaluation, training health, base model) is restored."""
-        if _IS_PACKAGE_COPY and Path(str(pretrained_model_name_or_path)).is_dir():
+        if Path(str(pretrained_model_name_or_path)).is_dir():
             # a save in progress is waited for, and one that a kill interrupted after it was decided is completed
             # (only a journal left by a dead writer of this machine, naming paths inside the folder)
-            with importlib.import_module(".commits", __package__).reading(pretrained_model_name_or_path):
+            with reading(pretrained_model_name_or_path):
                 return cls._load_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         return cls._load_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
@@ -669,15 +683,12 @@ class S5VHModel(S5VHPreTrainedModel):
         return {name: getattr(self, name) for name in CARD_STATE_FIELDS}
 
     def save_card_state(self, save_directory: str | os.PathLike) -> None:
-        """Write :meth:`card_state` beside saved weights (``CARD_STATE_FILE``, atomically) and, in the s5vh-hf
-        package, re-render the folder's model card from it."""
-        if not _IS_PACKAGE_COPY:
+        """Write :meth:`card_state` beside saved weights (``CARD_STATE_FILE``, atomically, under the folder's write
+        lock) and, with the s5vh-hf package's Hub integration, re-render the folder's model card from it."""
+        with folder_lock(save_directory):  # one writer per model folder
             _write_json_atomically(Path(save_directory) / CARD_STATE_FILE, self.card_state())
-            return
-        commits = importlib.import_module(".commits", __package__)
-        with commits.folder_lock(save_directory):  # one writer per model folder
-            _write_json_atomically(Path(save_directory) / CARD_STATE_FILE, self.card_state())
-            _hub_module().write_model_card(self, save_directory)
+            if _hub_integration is not None:
+                _hub_integration.write_card(self, save_directory)
 
     def save_pretrained(
         self,
@@ -687,29 +698,28 @@ class S5VHModel(S5VHPreTrainedModel):
         model_card_repo_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        """``PreTrainedModel.save_pretrained``, plus the card state (``CARD_STATE_FILE``) and, where the s5vh-hf
-        package is installed, a generated model card (README.md) whose usage snippet names
-        ``model_card_repo_id``. ``push_to_hub=True`` (with ``repo_id=…``) then uploads the folder, card
-        included, through :meth:`push_to_hub`'s route."""
-        if push_to_hub:
+        """``PreTrainedModel.save_pretrained``, written atomically (staged, then committed as one journaled step
+        under the folder's write lock: a kill leaves the old model or the new one; other files in the folder, such
+        as checkpoints, stay), plus the card state (``CARD_STATE_FILE``) and, in the s5vh-hf package, a generated
+        model card (README.md) whose usage snippet names ``model_card_repo_id``. ``push_to_hub=True`` (with
+        ``repo_id=…``) then uploads the folder, card included, through :meth:`push_to_hub`'s route."""
+        if push_to_hub and _hub_integration is not None:
             repo_id = kwargs.pop("repo_id", None) or Path(save_directory).name
             upload = {k: kwargs.pop(k) for k in ("token", "private", "commit_message", "revision") if k in kwargs}
             self.save_pretrained(save_directory, *args, model_card_repo_id=repo_id, **kwargs)
-            _hub_module().upload_model_folder(save_directory, repo_id, **upload)
+            _hub_integration.upload_folder(save_directory, repo_id, **upload)
             return
-        if not _IS_PACKAGE_COPY or not kwargs.get("is_main_process", True):  # remote-code copy: transformers' save
-            super().save_pretrained(save_directory, *args, **kwargs)
+        if push_to_hub or not kwargs.get("is_main_process", True):  # transformers' save (and push) as it is
+            super().save_pretrained(save_directory, *args, push_to_hub=push_to_hub, **kwargs)
             if kwargs.get("is_main_process", True):
                 _write_json_atomically(Path(save_directory) / CARD_STATE_FILE, self.card_state())
             return
-        # Atomic: everything is written into a staging folder first, then moved in as one journaled step, so a kill
-        # leaves the old model or the new one (the folder may hold checkpoints and other files; they stay).
-        commits = importlib.import_module(".commits", __package__)
         folder = Path(save_directory)
-        with commits.StagedFiles(folder, "model") as staged:
+        with StagedFiles(folder, "model") as staged:
             super().save_pretrained(staged.staging, *args, **kwargs)
             _write_json_atomically(staged.staging / CARD_STATE_FILE, self.card_state())
-            _hub_module().write_model_card(self, staged.staging, repo_id=model_card_repo_id)
+            if _hub_integration is not None:
+                _hub_integration.write_card(self, staged.staging, repo_id=model_card_repo_id)
             written = sorted(p.name for p in staged.staging.iterdir() if p.is_file())
             stale = [p.name for p in folder.glob("model*.safetensors*") if p.is_file() and p.name not in written]
             staged.commit([(name, name) for name in written], remove=stale)
@@ -719,9 +729,9 @@ class S5VHModel(S5VHPreTrainedModel):
         needed); a re-push replaces the card, so new evaluation results arrive. Takes ``PushToHubMixin``'s
         arguments (``token``, ``private``, ``revision``, ``commit_message``, ``commit_description``,
         ``create_pr``, ``max_shard_size``, ``tags``). Returns the commit URL."""
-        if not _IS_PACKAGE_COPY:  # a remote-code copy: transformers' generic push
+        if _hub_integration is None:  # a remote-code copy: transformers' generic push
             return super().push_to_hub(repo_id, **kwargs)
-        return _hub_module().push_model(self, repo_id, **kwargs)
+        return _hub_integration.push_model(self, repo_id, **kwargs)
 
     # -- feature statistics ------------------------------------------------------------------------------------
 
@@ -1116,29 +1126,6 @@ def _to_float_tensor(video: Any, index: int) -> torch.Tensor:
     return tensor
 
 
-def pad_videos(videos: Sequence[torch.Tensor], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad ``[T_i, D]`` videos into ``[B, T_max, D]`` float32 plus the ``[B, T_max]`` padding mask
-    (True at real frames)."""
-    lengths = torch.tensor([len(v) for v in videos])
-    steps = int(lengths.max())
-    features = torch.zeros(len(videos), steps, videos[0].shape[1], dtype=torch.float32)
-    for row, video in enumerate(videos):
-        features[row, : len(video)] = video.float()
-    mask = torch.arange(steps)[None, :] < lengths[:, None]
-    return features.to(device), mask.to(device)
-
-
-def progress_bar(iterable: Any = None, enabled: bool | None = True, description: str = "", **options: Any):
-    """A tqdm bar over ``iterable`` (or with ``total=…`` for manual updates); ``enabled=None`` lets tqdm decide
-    (on a terminal), ``False`` turns it off (the iterable is returned as it is)."""
-    if enabled is False and iterable is not None:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=description, disable=False if enabled else (None if enabled is None else True),
-                **options)  # fmt: skip
-
-
 class _DropLoadReport(logging.Filter):
     """Drops transformers' multi-line weight-loading report (S5VH raises a one-line error instead)."""
 
@@ -1194,19 +1181,8 @@ CARD_STATE_FIELDS = (
 )  # fmt: skip
 
 
-def _hub_module():
-    # importlib, not an import statement: the Hub's remote-code loader fetches every relative import it sees.
-    return importlib.import_module(".hub", __package__)
-
-
 def _write_json_atomically(path: Path, value: Any) -> None:
-    text = json.dumps(value, indent=2, sort_keys=True, default=float)
-    if _IS_PACKAGE_COPY:
-        importlib.import_module(".commits", __package__).write_file_atomically(path, text)
-        return
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # the remote-code copy carries no commits module
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    write_file_atomically(path, json.dumps(value, indent=2, sort_keys=True, default=float))
 
 
 def _read_card_state(name_or_path: str | os.PathLike, load_kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -11,17 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from .baselines import lsh_codes, pca_sign_codes
-from .configuration_s5vh import S5VHConfig
-from .data import load_feature_dataset, videos_and_labels, write_feature_split
-from .evaluation import RetrievalReport, evaluate_codes, evaluate_retrieval
-from .hash_centers import clusters_and_centers, mean_pool
-from .modeling_s5vh import S5VHModel
-from .synthetic import SyntheticVideos, make_synthetic_videos
+from ..data.feature_datasets import load_feature_dataset, videos_and_labels, write_feature_split
+from ..data.hash_centers import clusters_and_centers, mean_pool
+from ..data.synthetic import SyntheticVideos, make_synthetic_videos
+from ..model.configuration_s5vh import S5VHConfig
+from ..model.modeling_s5vh import S5VHModel
+from ..retrieval.baselines import lsh_codes, pca_sign_codes
+from ..retrieval.evaluation import RetrievalReport, evaluate_codes, evaluate_retrieval
 
 preprocess = clusters_and_centers
 """One clustering (pseudo-labels + semantic centers) and the hash centers generated from it (an alias of
-:func:`~s5vh_hf.hash_centers.clusters_and_centers`, kept for the examples)."""
+:func:`~s5vh_hf.data.hash_centers.clusters_and_centers`, kept for the examples)."""
 
 EMBEDDED_DATASET = dict(num_classes=10, num_frames=16, min_frames=12, feature_dim=64)
 """Shape of the embedded synthetic dataset (the demo's default)."""

@@ -47,7 +47,7 @@ MAX_PARAMETERS = 4_000_000_000
 """Largest accepted :meth:`S5VHConfig.estimated_parameters` (16 GiB of float32 weights)."""
 
 SCAN_IMPLEMENTATIONS = ("auto", "cpu_kernel", "fast", "reference")
-"""Names of ``scan_implementation``; :func:`~s5vh_hf.selective_scan.resolve_scan_backend` turns them into the scan
+"""Names of ``scan_implementation``; :func:`~s5vh_hf.model.selective_scan.resolve_scan_backend` turns them into the scan
 that runs."""
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .configuration_s5vh import RELEASE_COMPATIBILITY, S5VHConfig
-from .modeling_s5vh import S5VHModel, rename_legacy_key
+from ..model.configuration_s5vh import RELEASE_COMPATIBILITY, S5VHConfig
+from ..model.modeling_s5vh import S5VHModel, rename_legacy_key
 
 _RENAMES = (("binary.", "hash_layer.projection."), ("ln.", "hash_layer.norm."), ("classifier.", "center_head."))
 _UNUSED_PREFIXES = ("get_token_probs.",)
@@ -94,7 +94,7 @@ def convert_original_checkpoint(
             )
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
     if hash_centers is not None:
-        from .hash_centers import load_hash_centers
+        from ..data.hash_centers import load_hash_centers
 
         centers = hash_centers if isinstance(hash_centers, np.ndarray) else load_hash_centers(hash_centers).centers
         model.set_hash_centers(centers)
