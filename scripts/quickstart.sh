@@ -17,6 +17,7 @@ task="${1:-}"
 shift || true
 case "$task" in
     demo) exec "$venv/bin/s5vh" demo "$@" ;;
-    test) exec "$venv/bin/python" -m pytest "$@" ;;
+    test) "$venv/bin/lint-imports" --no-cache >/dev/null || "$venv/bin/lint-imports" --no-cache  # layers (pyproject)
+          exec "$venv/bin/python" -m pytest "$@" ;;
     *) echo "usage: bash scripts/quickstart.sh demo|test [options]" >&2; exit 2 ;;
 esac

@@ -10,8 +10,6 @@ identity in its metadata (``s5vh search --database-codes`` checks it against the
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import os
 import uuid
@@ -19,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..model.commits import folder_lock
+from ..model.fingerprint import model_fingerprint
 from ..training.launch import process_state
 
 CODES_FORMAT = "s5vh-codes-v2"
@@ -29,22 +27,6 @@ CODES_FORMAT = "s5vh-codes-v2"
 
 def _chunk_path(out_dir: Path, chunk: int) -> Path:
     return out_dir / "chunks" / f"codes-{chunk:05d}.parquet"
-
-
-FINGERPRINT_IGNORED_CONFIG = ("_name_or_path", "transformers_version", "_commit_hash", "auto_map")
-"""Config fields that say where a model came from or which library saved it, not how it computes codes."""
-
-
-def model_fingerprint(model: Any) -> str:
-    """sha256 of the model's full configuration (every field that can change a code: ``eps``, ``code_length``,
-    ``sign_tie_rule``, …; not where it was loaded from) and of all its weights and buffers: codes from two
-    models agree only if this does."""
-    config = {k: v for k, v in model.config.to_dict().items() if k not in FINGERPRINT_IGNORED_CONFIG}
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def dataset_fingerprint(dataset: Any) -> str:

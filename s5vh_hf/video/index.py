@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..model.commits import StagedFiles, reading, sha256_file
-from ..recipes.encoding import model_fingerprint
+from ..model.fingerprint import model_fingerprint
 from ..retrieval.hamming_index import HammingIndex
 
 MANIFEST = "manifest.json"

@@ -1,0 +1,24 @@
+"""The identity of a model's codes: a fingerprint that two models share only if they compute the same codes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import torch
+
+FINGERPRINT_IGNORED_CONFIG = ("_name_or_path", "transformers_version", "_commit_hash", "auto_map")
+"""Config fields that say where a model came from or which library saved it, not how it computes codes."""
+
+
+def model_fingerprint(model: Any) -> str:
+    """sha256 of the model's full configuration (every field that can change a code: ``eps``, ``code_length``,
+    ``sign_tie_rule``, …; not where it was loaded from) and of all its weights and buffers: codes from two
+    models agree only if this does."""
+    config = {k: v for k, v in model.config.to_dict().items() if k not in FINGERPRINT_IGNORED_CONFIG}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
