@@ -365,7 +365,7 @@ def hostile_video_ids_and_split_names(tmp: Path):
 def code_length_not_a_multiple_of_8(tmp: Path):
     from s5vh_hf import S5VHConfig
 
-    return expect_raise(lambda: S5VHConfig(code_length=12), ValueError, "code_length", "multiple of 8")
+    return expect_raise(lambda: S5VHConfig(code_length=12), ValueError, "code_length", "one of (8, 16, 32, 64, 128)")
 
 
 @case("validate")

@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-SUPPORTED_CODE_LENGTHS = (8, 16, 32, 64, 128)
-
+from ..model.codes import check_code_length
 
 # --------------------------------------------------------------------------------------------------------------
 # Semantic clusters
@@ -331,8 +330,7 @@ def generate_hash_centers(
     n_centers = len(semantic_centers)
     if n_centers < 2:
         raise ValueError(f"need at least 2 centers, got {n_centers}")
-    if code_length not in SUPPORTED_CODE_LENGTHS:
-        raise ValueError(f"code_length must be one of {SUPPORTED_CODE_LENGTHS}, got {code_length}")
+    check_code_length(code_length)
     if not np.isfinite(semantic_centers).all():
         raise ValueError("semantic_centers contain NaN or Inf")
     if n_centers > 2**code_length:
@@ -468,6 +466,8 @@ def clusters_and_centers(
 ) -> tuple[SemanticClusters, HashCenters]:
     """One clustering of the training videos (pseudo-labels and semantic centers, :func:`compute_semantic_clusters`)
     and the hash centers generated from it (:func:`generate_hash_centers`): everything training needs besides the
-    model. Every path that makes centers from data (CLI preprocess and train, recipes, examples) calls this."""
+    model. Every path that makes centers from data (CLI preprocess and train, recipes, examples) calls this. The code
+    length is checked before the clustering (minutes on real data) starts."""
+    check_code_length(code_length)
     clusters = compute_semantic_clusters(train_dataset, n_clusters=n_clusters, pca_dim=pca_dim, seed=seed)
     return clusters, generate_hash_centers(clusters.semantic_centers, code_length, seed=seed)

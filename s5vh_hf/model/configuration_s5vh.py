@@ -12,6 +12,8 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
+from .codes import CODE_LENGTHS, check_code_length  # noqa: F401 - CODE_LENGTHS is part of this module's API
+
 MODEL_SIZES: dict[str, int] = {"mini": 1, "small": 6, "base": 12}
 """Encoder depth (number of bidirectional Mamba blocks) of each named model size."""
 
@@ -39,7 +41,7 @@ FEATURE_NORMALIZATIONS = ("standardize", "none")
 
 MAXIMA = {
     "feature_dim": 65536, "hidden_size": 16384, "decoder_hidden_size": 16384, "encoder_depth": 256,
-    "decoder_depth": 256, "code_length": 4096, "state_size": 1024, "conv_kernel": 64, "expand": 16,
+    "decoder_depth": 256, "state_size": 1024, "conv_kernel": 64, "expand": 16,
     "num_hash_centers": 1 << 20, "warmup_epochs": 1_000_000,
 }  # fmt: skip
 """Largest accepted value of each size field: beyond these a typo, not a model (checked before any allocation)."""
@@ -250,10 +252,7 @@ class S5VHConfig(PretrainedConfig):
             raise ValueError(f"this configuration would hold about {parameters / 1e9:.3g} billion parameters "
                              f"({4 * parameters / 2**30:.3g} GiB in float32), beyond the supported "
                              f"{MAX_PARAMETERS / 1e9:g} billion; check hidden_size, expand and the depths")  # fmt: skip
-        if self.code_length % 8:
-            raise ValueError(
-                f"S5VHConfig.code_length must be a multiple of 8 (codes are stored as bytes), got {self.code_length}"
-            )
+        check_code_length(self.code_length)
         if not isinstance(self.warmup_epochs, int) or isinstance(self.warmup_epochs, bool) or self.warmup_epochs < 0:
             raise ValueError(f"S5VHConfig.warmup_epochs must be a non-negative integer, got {self.warmup_epochs!r}")
         # (low, high, low inclusive, high inclusive) of every real-valued field
