@@ -96,7 +96,7 @@ def release_setup(qset: QualitySet) -> tuple[dict[str, Any], dict[str, Any]]:
     paper's recipe (batch 128, AdamW 5e-4 with weight decay 1e-4, cosine to 1e-5)."""
     from s5vh_hf.model.configuration_s5vh import RELEASE_COMPATIBILITY
 
-    config = dict(RELEASE_COMPATIBILITY, feature_normalization="none")
+    config = dict(RELEASE_COMPATIBILITY)
     config.pop("sign_tie_rule", None)  # evaluation needs ±1 codes; a 0 bit would be a tie either way
     size = len(qset.train[0])
     # The authors' loader keeps the last partial batch (dropped here only when it would hold one video).

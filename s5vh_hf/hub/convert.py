@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..model.configuration_s5vh import RELEASE_COMPATIBILITY, S5VHConfig
+from ..model.configuration_s5vh import S5VHConfig
 from ..model.modeling_s5vh import S5VHModel, rename_legacy_key
 
 _RENAMES = (("binary.", "hash_layer.projection."), ("ln.", "hash_layer.norm."), ("classifier.", "center_head."))
@@ -55,7 +55,8 @@ def convert_original_checkpoint(
     pth_path: str | os.PathLike,
     preset_or_config: str | S5VHConfig,
     hash_centers: str | os.PathLike | np.ndarray | None = None,
-    release_behaviour: bool = True,
+    release_compatible: bool = True,
+    release_behaviour: bool | None = None,
 ) -> S5VHModel:
     """Build an :class:`S5VHModel` from an authors' checkpoint.
 
@@ -64,18 +65,22 @@ def convert_original_checkpoint(
         preset_or_config: The preset it was trained with (e.g. ``"fcvid-64"``) or a config.
         hash_centers: Optional ``hash_center_{L}.h5`` (or a ±1 array) to put into the center head instead of the
             release's trained classifier (encoding is unaffected).
-        release_behaviour: Set the compatibility options of :data:`RELEASE_COMPATIBILITY`, so that ``encode``
-            gives the codes the authors' inference gives (including 0 for a tied bit, ``sign_tie_rule="zero"``;
-            set ``model.config.sign_tie_rule = "positive"`` for packed codes).
+        release_compatible: Apply :data:`RELEASE_COMPATIBILITY` (:meth:`S5VHConfig.release_compatible_copy`), so
+            that ``encode`` gives the codes the authors' inference gives (including 0 for a tied bit,
+            ``sign_tie_rule="zero"``; set ``model.config.sign_tie_rule = "positive"`` for packed codes). Without
+            it, only raw features are kept (the release's weights expect them).
+        release_behaviour: The old name of ``release_compatible`` (still accepted).
     """
+    if release_behaviour is not None:
+        release_compatible = release_behaviour
     if isinstance(preset_or_config, S5VHConfig):
         config = S5VHConfig.from_dict(preset_or_config.to_dict())
     else:
         config = S5VHConfig.from_preset(preset_or_config)
-    if release_behaviour:
-        for key, value in RELEASE_COMPATIBILITY.items():
-            setattr(config, key, value)
-    config.feature_normalization = "none"  # the release reads raw features; its weights expect them
+    if release_compatible:
+        config = config.release_compatible_copy()
+    else:  # the release reads raw features; its weights expect them
+        config = S5VHConfig.from_dict({**config.to_dict(), "feature_normalization": "none"})
     state = map_original_keys(read_original_state_dict(pth_path), config.share_direction_weights)
     model = S5VHModel(config)
     expected = model.state_dict()

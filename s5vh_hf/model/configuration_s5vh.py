@@ -34,9 +34,11 @@ RELEASE_COMPATIBILITY: dict[str, Any] = dict(
     sign_tie_rule="zero",
     initialization="release",
     refresh_in_train_mode=True,
+    feature_normalization="none",
 )
-"""Config options that reproduce the authors' released code (used by the checkpoint converter and by
-``S5VHConfig.from_preset(..., release_compatible=True)``); the package's defaults train better."""
+"""The one definition of release-compatible behaviour: the config options that reproduce the authors' released code
+(raw features included). :meth:`S5VHConfig.release_compatible_copy` applies them, for the checkpoint converter
+and ``S5VHConfig.from_preset(..., release_compatible=True)``; the package's defaults train better."""
 FEATURE_NORMALIZATIONS = ("standardize", "none")
 
 MAXIMA = {
@@ -226,6 +228,10 @@ class S5VHConfig(PretrainedConfig):
             + (self.hidden_size + self.decoder_hidden_size + self.num_hash_centers + 2) * self.code_length
         )
 
+    def release_compatible_copy(self) -> S5VHConfig:
+        """A copy with :data:`RELEASE_COMPATIBILITY` applied, validated like any config."""
+        return type(self).from_dict({**self.to_dict(), **RELEASE_COMPATIBILITY})
+
     def time_step_rank_for(self, width: int) -> int:
         """Rank R of Mamba's Δ projection for a block of the given width (ceil(width/16) unless set)."""
         return self.time_step_rank if self.time_step_rank is not None else math.ceil(width / 16)
@@ -326,7 +332,7 @@ class S5VHConfig(PretrainedConfig):
         values.pop("training", None)  # the recipe: read by `preset_training_recipe`, not part of the model
         values["encoder_depth"] = MODEL_SIZES[model_size]
         if release_compatible:
-            values.update(RELEASE_COMPATIBILITY, feature_normalization="none")
+            values.update(RELEASE_COMPATIBILITY)
         values.update(overrides)
         return cls(**values)
 
