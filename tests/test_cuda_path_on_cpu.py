@@ -110,3 +110,34 @@ def test_codes_through_the_cuda_path_equal_the_cpu_codes(stand_ins):
     with_stand_ins = model.encode(videos)
     model.config.scan_implementation = "reference"
     assert (with_stand_ins == model.encode(videos)).mean() > 0.99
+
+
+def test_cuda_asked_for_by_name_is_an_error_where_it_cannot_run(monkeypatch):
+    monkeypatch.setattr(selective_scan, "cuda_selective_scan", None)
+    with pytest.raises(
+        RuntimeError, match=r"mamba-ssm( and causal-conv1d)? not installed: pip install 's5vh-hf\[cuda\]'"
+    ):
+        selective_scan.resolve_scan_backend("cuda", torch.device("cuda"), 16)
+    with pytest.raises(RuntimeError, match="not a CUDA GPU"):
+        selective_scan.resolve_scan_backend("cuda", torch.device("cpu"), 16)
+    model = S5VHModel(make_tiny_config(hidden_size=16, feature_dim=24, scan_implementation="cuda"))
+    with pytest.raises(RuntimeError, match="cannot run here"):  # never a silent fall-back to another scan
+        model.encode([torch.randn(4, 24).numpy()])
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+def test_the_bare_scan_asked_for_cuda_runs_the_cuda_kernel(stand_ins, monkeypatch, time_major):
+    torch.manual_seed(2)
+    monkeypatch.setattr(selective_scan.torch.Tensor, "device", property(lambda self: torch.device("cuda")))
+    b, T, E, N, R = 2, 7, 6, 4, 3
+    shape = (T, b) if time_major else (b, T)
+    u, z = torch.randn(*shape, E), torch.randn(*shape, E)
+    B, C, dt = torch.randn(*shape, N), torch.randn(*shape, N), torch.randn(*shape, R)
+    A, D = -torch.rand(E, N) - 0.5, torch.randn(E)
+    weight, bias = torch.randn(E, R), torch.randn(E)
+    arguments = dict(z=z, delta_softplus=True, time_major=time_major, delta_projection=(dt, weight, bias))
+    got = selective_scan.selective_scan(u, None, A, B, C, D, implementation="cuda", **arguments)
+    monkeypatch.undo()
+    expected = selective_scan.selective_scan_reference(u, None, A, B, C, D, **arguments)
+    assert stand_ins.calls["scan"] == 1
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)

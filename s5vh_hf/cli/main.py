@@ -77,10 +77,14 @@ def _preprocess(args: argparse.Namespace) -> int:
     from ..data.hash_centers import clusters_and_centers, save_hash_centers
     from ..model.configuration_s5vh import S5VHConfig
 
-    S5VHConfig(code_length=args.code_length, num_hash_centers=args.clusters)  # the config's rules for L and K, checked once
+    S5VHConfig(
+        code_length=args.code_length, num_hash_centers=args.clusters
+    )  # the config's rules for L and K, checked once
     dataset = load_feature_dataset(args.dataset, split=args.split)
     print(f"clustering {len(dataset)} videos into {args.clusters} clusters …")
-    clusters, centers = clusters_and_centers(dataset, args.clusters, args.code_length, pca_dim=args.pca_dim, seed=args.seed)
+    clusters, centers = clusters_and_centers(
+        dataset, args.clusters, args.code_length, pca_dim=args.pca_dim, seed=args.seed
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"hash_centers_{args.code_length}.safetensors"
@@ -483,7 +487,12 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("dataset", help="feature dataset folder or Hub repo id")
     pre.add_argument("--split", default="train")
     pre.add_argument(
-        "--code-length", "--bits", dest="code_length", type=positive_int, required=True, help="code length L (bits; --bits is the old name)"
+        "--code-length",
+        "--bits",
+        dest="code_length",
+        type=positive_int,
+        required=True,
+        help="code length L (bits; --bits is the old name)",
     )
     pre.add_argument("--clusters", type=positive_int, required=True, help="number of clusters / hash centers K")
     pre.add_argument("--pca-dim", type=positive_int, default=512)

@@ -50,7 +50,7 @@ MAXIMA = {
 MAX_PARAMETERS = 4_000_000_000
 """Largest accepted :meth:`S5VHConfig.estimated_parameters` (16 GiB of float32 weights)."""
 
-SCAN_IMPLEMENTATIONS = ("auto", "cpu_kernel", "fast", "reference")
+SCAN_IMPLEMENTATIONS = ("auto", "cuda", "cpu_kernel", "fast", "reference")
 """Names of ``scan_implementation``; :func:`~s5vh_hf.model.selective_scan.resolve_scan_backend` turns them into the scan
 that runs."""
 
@@ -113,9 +113,10 @@ class S5VHConfig(PretrainedConfig):
         sign_tie_rule: Bit given to a video whose mean frame code is exactly 0 at inference: ``"positive"``
             (+1, default), ``"negative"`` (−1) or ``"zero"`` (0, the release's behaviour; ±1 output only).
         scan_implementation: ``"auto"`` (mamba-ssm's CUDA kernels on a GPU when installed; on CPU the fused C
-            kernel when a C compiler is available; else the blocked PyTorch scan), ``"cpu_kernel"`` (always the
-            C kernel; an error where it cannot run), ``"fast"`` (always the PyTorch scan) or ``"reference"``
-            (sequential oracle; slow).
+            kernel when a C compiler is available; else the blocked PyTorch scan), ``"cuda"`` (always mamba-ssm
+            and causal-conv1d; an error naming what to install where they cannot run), ``"cpu_kernel"`` (always
+            the C kernel; an error where it cannot run), ``"fast"`` (always the PyTorch scan) or ``"reference"``
+            (sequential oracle; slow). A backend asked for by name never falls back to another.
         dataset_name: Name of the dataset preset this config was made from, if any.
     """
 

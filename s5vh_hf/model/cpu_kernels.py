@@ -406,8 +406,10 @@ class ConvCall(ctypes.Structure):
     ]
 
 
-DeltaProjection = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]
-"""``(dt [T, b, R], weight_t [R, E], bias [E] or None)``: Mamba's low-rank Δ projection, fused into the scan."""
+KernelDeltaProjection = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]
+"""``(dt [T, b, R], weight_t [R, E], bias [E] or None)``: Mamba's low-rank Δ projection in the C kernel's layout
+(time-major, the weight transposed), fused into the scan. The public layout is
+:data:`~s5vh_hf.model.selective_scan.DeltaProjection`, which ``selective_scan_cpu_kernel`` turns into this one."""
 
 
 def _scan_call(
@@ -419,7 +421,7 @@ def _scan_call(
     D: torch.Tensor | None,
     z: torch.Tensor | None,
     softplus: bool,
-    projection: DeltaProjection | None,
+    projection: KernelDeltaProjection | None,
 ) -> ScanCall:
     steps, batch, inner = u.shape
     dt, weight_t, bias = projection if projection is not None else (None, None, None)
@@ -501,7 +503,7 @@ class CpuKernels:
         D: torch.Tensor | None,
         z: torch.Tensor | None,
         softplus: bool,
-        projection: DeltaProjection | None = None,
+        projection: KernelDeltaProjection | None = None,
     ) -> torch.Tensor:
         """Time-major, contiguous float32: ``u``, ``delta``, ``z`` ``[T, b, E]``; ``A2_t`` = A·log2(e) as
         ``[N, E]``; ``B``, ``C`` ``[T, b, N]``; ``D`` ``[E]``. Returns ``(y + D·u) ⊙ silu(z)`` ``[T, b, E]``,
@@ -528,7 +530,7 @@ class CpuKernels:
         D: torch.Tensor | None,
         z: torch.Tensor | None,
         softplus: bool,
-        projection: DeltaProjection | None = None,
+        projection: KernelDeltaProjection | None = None,
     ) -> tuple[torch.Tensor | None, ...]:
         """Gradients ``(du, ddelta, dA [E, N], dB, dC, dD, dz)`` of :meth:`scan_forward` (``None`` for absent
         ``D``/``z``); ``ddelta`` is with respect to the raw input (before softplus; the projection's output when

@@ -354,6 +354,19 @@ def cpu_kernel_supports(device: torch.device, state_size: int) -> bool:
     return device.type == "cpu" and state_size <= MAX_STATE_SIZE and load_cpu_kernels() is not None
 
 
+def require_cuda_kernels(device: torch.device) -> None:
+    """Raise a ``RuntimeError`` saying why mamba-ssm's kernels cannot run tensors on ``device``: not a GPU, or the
+    ``cuda`` extra (mamba-ssm, causal-conv1d) not installed."""
+    missing = [name for name, kernel in zip(("mamba-ssm", "causal-conv1d"), cuda_kernels()) if kernel is None]
+    if device.type != "cuda":
+        reason = f"the tensors are on {device}, not a CUDA GPU"
+    elif missing:
+        reason = f"{' and '.join(missing)} not installed: pip install 's5vh-hf[cuda]'"
+    else:
+        return
+    raise RuntimeError(f"scan_implementation='cuda' cannot run here ({reason}); use 'auto' to take what is available")
+
+
 def resolve_scan_backend(requested: str, device: torch.device, state_size: int) -> str:
     """The one place that decides which scan runs: ``"cuda"`` (mamba-ssm and causal-conv1d on a GPU),
     ``"cpu_kernel"``, ``"fast"`` or ``"reference"``, from the configured implementation, the tensors' device, the
@@ -365,6 +378,8 @@ def resolve_scan_backend(requested: str, device: torch.device, state_size: int) 
     """
     if requested not in SCAN_IMPLEMENTATIONS:
         raise ValueError(f"Unknown selective-scan implementation {requested!r}; use one of {SCAN_IMPLEMENTATIONS}")
+    if requested == "cuda":
+        require_cuda_kernels(device)
     if requested != "auto":
         return requested
     if device.type == "cuda" and None not in cuda_kernels():
@@ -443,9 +458,41 @@ def selective_scan(
     ``dt·weightᵀ + bias`` instead of ``delta`` (pass ``delta=None``). Returns ``[b, T, E]`` (or ``[T, b, E]``).
     """
     backend = resolve_scan_backend(implementation, u.device, A.shape[-1])
-    scan = SCANS.get(backend, selective_scan_fast)  # "cuda" needs the mixer's layout; a bare scan runs PyTorch's
-    return scan(u, delta, A, B, C, D, z, delta_softplus, time_major, delta_projection)
+    return SCANS[backend](u, delta, A, B, C, D, z, delta_softplus, time_major, delta_projection)
 
 
-SCANS = {"reference": selective_scan_reference, "fast": selective_scan_fast, "cpu_kernel": selective_scan_cpu_kernel}
+def selective_scan_cuda(
+    u: torch.Tensor,
+    delta: torch.Tensor | None,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    time_major: bool = False,
+    delta_projection: DeltaProjection | None = None,
+) -> torch.Tensor:
+    """:func:`selective_scan` through mamba-ssm's ``selective_scan_fn``: the same inputs, turned into its
+    channels-last ``[b, E, T]`` layout and back."""
+    scan, _ = cuda_kernels()
+    to_kernel = (
+        (lambda t: t.permute(1, 2, 0).contiguous()) if time_major else (lambda t: t.transpose(1, 2).contiguous())
+    )
+    delta_bias = None
+    if delta_projection is not None:
+        dt, weight, delta_bias = delta_projection
+        delta = dt @ weight.t()
+        delta_bias = None if delta_bias is None else delta_bias.float()
+    y = scan(to_kernel(u), to_kernel(delta), A, to_kernel(B), to_kernel(C), None if D is None else D.float(),
+             z=None if z is None else to_kernel(z), delta_bias=delta_bias, delta_softplus=delta_softplus)  # fmt: skip
+    return y.permute(2, 0, 1) if time_major else y.transpose(1, 2)
+
+
+SCANS = {
+    "reference": selective_scan_reference,
+    "fast": selective_scan_fast,
+    "cpu_kernel": selective_scan_cpu_kernel,
+    "cuda": selective_scan_cuda,
+}
 """The scan of each backend, all with :func:`selective_scan`'s signature."""
