@@ -9,6 +9,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..model.commits import write_file_atomically
+
 EXAMPLES = {
     "demo": "s5vh demo                       # everything, on the embedded synthetic dataset\n"
     "s5vh demo --epochs 3 --out /tmp/demo\n"
@@ -327,7 +329,7 @@ def _search(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"{query_id}: " + ", ".join(f"{h['video_id']} ({h['hamming']})" for h in hits))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        write_file_atomically(args.json, json.dumps(results, indent=2))
         print(f"wrote {args.json}")
     return 0
 
@@ -352,7 +354,7 @@ def _search_by_video(args: argparse.Namespace) -> int:
             for rank, hit in enumerate(hits, 1):
                 print(f"  {rank}. {hit.path or hit.video_id}  (Hamming {hit.hamming})")
     if args.json:
-        Path(args.json).write_text(json.dumps(output, indent=2))
+        write_file_atomically(args.json, json.dumps(output, indent=2))
         print(f"wrote {args.json}")
     return 0
 

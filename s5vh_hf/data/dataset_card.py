@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..model.commits import write_file_atomically
+
 CARD_TAGS = ["video-hashing", "video-features", "video-retrieval", "s5vh-hf"]
 PAPER_URL = "https://arxiv.org/abs/2412.14518"
 KEPT_FIELDS = ("license", "feature_extractor", "pretty_name")
@@ -136,8 +138,4 @@ Labels, where present, are for evaluation only: S5VH trains without them.
 def write_dataset_card(folder: str | os.PathLike, **options: Any) -> Path:
     """Render :func:`render_dataset_card` into ``folder/README.md`` atomically (temporary name + rename)."""
     folder = Path(folder)
-    path = folder / "README.md"
-    temporary = folder / f".README.md.{os.getpid()}.tmp"
-    temporary.write_text(str(render_dataset_card(folder, **options)))
-    os.replace(temporary, path)
-    return path
+    return write_file_atomically(folder / "README.md", str(render_dataset_card(folder, **options)))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..model.codes import check_code_length
+from ..model.commits import write_file_atomically
 
 # --------------------------------------------------------------------------------------------------------------
 # Semantic clusters
@@ -392,7 +393,7 @@ def save_hash_centers(
     extra_metadata: dict[str, Any] | None = None,
 ) -> None:
     """Write centers (and pseudo-labels) as safetensors with metadata K, L, d, seed and source dataset."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     centers = np.asarray(centers, dtype=np.int8)
     n_centers, code_length = centers.shape
@@ -409,7 +410,7 @@ def save_hash_centers(
         "source": source or "",
     }
     metadata.update({k: str(v) for k, v in (extra_metadata or {}).items()})
-    save_file(tensors, str(path), metadata=metadata)
+    write_file_atomically(path, save(tensors, metadata=metadata))
 
 
 def load_hash_centers(path: str | Path) -> HashCenters:

@@ -73,23 +73,36 @@ def fault_point(name: str) -> None:
 # ------------------------------------------------------------------------------------------- atomic single files
 
 
-def write_file_atomically(path: str | os.PathLike, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` all-or-nothing: a private temporary file beside it, ``fsync``, rename, ``fsync``
-    of the folder. Any write error (a full disk, a file-size limit) raises and leaves the old file as it was."""
-    path = Path(path)
-    payload = data.encode() if isinstance(data, str) else bytes(data)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """A private temporary path beside ``target`` (same suffix) for a writer that needs a file name (parquet,
+    video, compiler output). When the block succeeds the file is ``fsync``ed and renamed over ``target``, then
+    the folder is ``fsync``ed; on any error it is removed and ``target`` stays as it was. The one helper for every
+    single-file write."""
+    target = Path(target)
+    temporary = target.with_name(f".{target.stem}.{os.getpid()}-{uuid.uuid4().hex[:12]}.partial{target.suffix}")
     try:
+        yield temporary
+        descriptor = os.open(temporary, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    fsync_folder(target.parent)
+
+
+def write_file_atomically(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` all-or-nothing (:func:`atomic_path`). Any write error (a full disk, a file-size
+    limit) raises and leaves the old file as it was."""
+    payload = data.encode() if isinstance(data, str) else bytes(data)
+    with atomic_path(path) as temporary:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    fsync_folder(path.parent)
-    return path
+    return Path(path)
 
 
 def fsync_folder(folder: str | os.PathLike) -> None:

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import torch
 
+from .commits import write_file_atomically
 from .cpu_kernels_source import C_SOURCE
 
 logger = logging.getLogger(__name__)
@@ -317,10 +318,8 @@ def _compile_and_load(compiler: str, flags: list[str], target: Path) -> ctypes.C
         except BaseException:
             os.close(descriptor)
             raise
-        staged_record = record.with_name(f".{record.name}.{os.getpid()}.tmp")
-        staged_record.write_text(digest + "\n")
-        os.chmod(staged_record, 0o600)
-        os.replace(staged_record, record)
+        write_file_atomically(record, digest + "\n")
+        os.chmod(record, 0o600)
         os.replace(temporary, target)
         return library
     finally:

@@ -14,6 +14,7 @@ from transformers import PrinterCallback, set_seed
 
 from ..data.feature_datasets import load_feature_dataset, videos_and_labels
 from ..data.hash_centers import save_hash_centers
+from ..model.commits import write_file_atomically
 from ..model.modeling_s5vh import S5VHModel
 from ..retrieval.hamming_index import HammingIndex
 from ..training.trainer import S5VHTrainer, s5vh_training_arguments
@@ -102,7 +103,7 @@ def run_demo(out_dir: Path, epochs: int = 12, seed: int = 0, show_progress: bool
             "plot": str(out_dir / "retrieval_curves.png"),
         },
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_file_atomically(out_dir / "summary.json", json.dumps(summary, indent=2))
     rows = [
         ["mAP@20 S5VH / PCA-sign / LSH", " / ".join(f"{v:.3f}" for v in summary["mAP@20"].values())],
         ["training time", f"{summary['train_seconds']} s ({epochs} epochs, {sizes['train']} videos)"],

@@ -12,13 +12,12 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..model.commits import folder_lock
+from ..model.commits import atomic_path, folder_lock
 from ..model.fingerprint import model_fingerprint
 from ..training.launch import process_state
 
@@ -35,20 +34,11 @@ def dataset_fingerprint(dataset: Any) -> str:
     return f"{getattr(dataset, '_fingerprint', 'unknown')}:{len(dataset)}"
 
 
-def _private_temporary(target: Path) -> Path:
-    """A temporary name beside ``target`` that no other writer uses (process id and a random part)."""
-    return target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.partial")
-
-
 def _write_table_atomically(table: Any, target: Path) -> None:
     import pyarrow.parquet as pq
 
-    temporary = _private_temporary(target)
-    try:
+    with atomic_path(target) as temporary:
         pq.write_table(table, temporary)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _chunk_is_current(path: Path, expected: dict[str, str]) -> bool:
@@ -131,18 +121,13 @@ def _encode_chunks_and_merge(
     if not state.is_main_process:
         return None
     merged = out_dir / "codes.parquet"
-    temporary = _private_temporary(merged)
-    try:
-        with pq.ParquetWriter(temporary, schema.with_metadata(identity)) as writer:
-            for chunk in range(chunks):
-                start, stop = chunk * chunk_size, min(total, (chunk + 1) * chunk_size)
-                path = _chunk_path(out_dir, chunk)
-                if not _chunk_is_current(path, {**identity, "rows": f"{start}-{stop}"}):
-                    raise RuntimeError(f"{path} is missing or belongs to other inputs; rerun `s5vh encode`")
-                writer.write_table(pq.read_table(path).cast(schema.with_metadata(identity)))
-        os.replace(temporary, merged)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with atomic_path(merged) as temporary, pq.ParquetWriter(temporary, schema.with_metadata(identity)) as writer:
+        for chunk in range(chunks):
+            start, stop = chunk * chunk_size, min(total, (chunk + 1) * chunk_size)
+            path = _chunk_path(out_dir, chunk)
+            if not _chunk_is_current(path, {**identity, "rows": f"{start}-{stop}"}):
+                raise RuntimeError(f"{path} is missing or belongs to other inputs; rerun `s5vh encode`")
+            writer.write_table(pq.read_table(path).cast(schema.with_metadata(identity)))
     return merged
 
 

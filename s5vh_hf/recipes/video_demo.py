@@ -14,6 +14,7 @@ from transformers import PrinterCallback, set_seed
 
 from ..data.feature_datasets import load_feature_dataset, videos_and_labels
 from ..data.hash_centers import clusters_and_centers, mean_pool
+from ..model.commits import write_file_atomically
 from ..model.modeling_s5vh import S5VHModel
 from ..retrieval.baselines import lsh_codes
 from ..training.trainer import S5VHTrainer, s5vh_training_arguments
@@ -47,7 +48,7 @@ def run_video_demo(
                                              num_frames=2 * num_frames, seed=seed)  # fmt: skip
     queries = {path for path in labels if int(path.rsplit("-", 1)[1][:3]) >= videos_per_class * 3 // 4}
     for split, keep in (("database", lambda p: p not in queries), ("query", lambda p: p in queries)):
-        (out_dir / f"{split}.txt").write_text("\n".join(f"videos/{p}" for p in sorted(labels) if keep(p)))
+        write_file_atomically(out_dir / f"{split}.txt", "\n".join(f"videos/{p}" for p in sorted(labels) if keep(p)))
 
     print("2/5 extracting frame features (a small random VGG, no download) …")
     torch.manual_seed(seed)
@@ -111,6 +112,6 @@ def run_video_demo(
         "total_seconds": round(time.perf_counter() - started, 1),
         "paths": {name: str(out_dir / name) for name in ("videos", "features", "model", "index")},
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_file_atomically(out_dir / "summary.json", json.dumps(summary, indent=2))
     print(f"done in {summary['total_seconds']} s; summary in {out_dir / 'summary.json'}")
     return summary

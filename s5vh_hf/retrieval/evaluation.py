@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..model.commits import write_file_atomically
 from .hamming_index import HammingIndex, as_packed_codes, rank_by_inner_product, ternary_codes
 from .metrics import (
     LabelsLike,
@@ -55,8 +56,7 @@ class RetrievalReport:
         return data
 
     def save_json(self, path: str | os.PathLike) -> None:
-        with open(path, "w") as handle:
-            json.dump(self.to_dict(), handle, indent=2)
+        write_file_atomically(path, json.dumps(self.to_dict(), indent=2))
 
     def table(self) -> str:
         """A Markdown table of the per-K scores."""

@@ -15,7 +15,6 @@ import hashlib
 import json
 import math
 import os
-import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..model.batching import progress_bar
+from ..model.commits import atomic_path, write_file_atomically
 from ..training.launch import process_state
 from .decoding import BadVideo, find_videos, read_frames
 from .frame_encoders import FrameEncoder
@@ -182,12 +182,9 @@ def extract_video_features(
         from ..data.feature_datasets import _arrow_table
 
         table = _arrow_table(rows, schema) if rows["video_id"] else schema.empty_table()
-        temporary = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        pq.write_table(table.replace_schema_metadata(schema.metadata), temporary)
-        bad_temporary = bad_file.with_name(f".{bad_file.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        bad_temporary.write_text(json.dumps(skipped, indent=1))
-        os.replace(bad_temporary, bad_file)  # the skip list first: a chunk file is complete only with it
-        os.replace(temporary, target)
+        write_file_atomically(bad_file, json.dumps(skipped, indent=1))  # first: a chunk is complete only with it
+        with atomic_path(target) as temporary:
+            pq.write_table(table.replace_schema_metadata(schema.metadata), temporary)
     bar.close()
     state.wait_for_everyone()
     if state.is_main_process:
@@ -209,7 +206,8 @@ def extract_video_features(
                 pq.write_table(merged.slice(shard * shard_rows, shard_rows), staged.shard_path(shard))
             staged.commit()
         report.seconds = time.perf_counter() - started
-        (Path(out_dir) / f"extraction_report_{split}.json").write_text(
+        write_file_atomically(
+            Path(out_dir) / f"extraction_report_{split}.json",
             json.dumps(
                 {
                     "summary": report.summary(),
@@ -219,7 +217,7 @@ def extract_video_features(
                     "options": options,
                 },
                 indent=1,
-            )  # fmt: skip
+            ),  # fmt: skip
         )
     return report
 

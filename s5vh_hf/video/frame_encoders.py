@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..model.commits import write_file_atomically
+
 NAMED_ENCODERS = {
     "vgg16": "timm/vgg16.tv_in1k",
     "resnet50": "microsoft/resnet-50",
@@ -141,12 +143,14 @@ def _imagenet_tensor(images: np.ndarray) -> torch.Tensor:
 def save_vgg(model: VGGFeatures, folder: str | os.PathLike) -> Path:
     """Save a :class:`VGGFeatures` (e.g. a small random one for tests) as a folder :func:`load_frame_encoder`
     reads."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
-    (folder / VGG_CONFIG_FILE).write_text(json.dumps({"width": model.width, "hidden": model.hidden}))
+    write_file_atomically(
+        folder / "model.safetensors", save({k: v.contiguous() for k, v in model.state_dict().items()})
+    )
+    write_file_atomically(folder / VGG_CONFIG_FILE, json.dumps({"width": model.width, "hidden": model.hidden}))
     return folder
 
 

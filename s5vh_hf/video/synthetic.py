@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..model.commits import atomic_path, write_file_atomically
 from .decoding import import_av
 
 MOTIONS = ("left_to_right", "top_to_bottom", "clockwise", "grow")
@@ -67,8 +68,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8) -> Pa
     av = import_av()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
-    with av.open(str(temporary), mode="w") as container:
+    with atomic_path(path) as temporary, av.open(str(temporary), mode="w") as container:
         stream = container.add_stream("mpeg4", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
@@ -78,7 +78,6 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8) -> Pa
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    os.replace(temporary, path)
     return path
 
 
@@ -100,5 +99,5 @@ def make_synthetic_video_collection(
             relative = f"{name}/{name}-{index:03d}.mp4"
             write_video(out_dir / relative, render_frames(name, num_frames, size, rng), fps=fps)
             labels[relative] = class_id
-    (out_dir / "labels.json").write_text(json.dumps(labels, indent=1, sort_keys=True))
+    write_file_atomically(out_dir / "labels.json", json.dumps(labels, indent=1, sort_keys=True))
     return labels
