@@ -162,7 +162,9 @@ def test_model_card_has_metadata_usage_and_evaluation(tmp_path, tiny_model, tiny
     rng = np.random.default_rng(0)
     videos = rng.standard_normal((30, 5, tiny_config.feature_dim)).astype(np.float32)
     labels = rng.integers(0, 3, 30)
-    evaluate_retrieval(tiny_model, (videos[:20], labels[:20]), (videos[20:], labels[20:]), ks=(5, 10))
+    report = evaluate_retrieval(tiny_model, (videos[:20], labels[:20]), (videos[20:], labels[20:]), ks=(5, 10))
+    assert tiny_model.evaluation_results is None  # evaluating only reads; the caller decides what goes on the card
+    tiny_model.evaluation_results = report.to_dict()
     tiny_model.save_pretrained(tmp_path)
     card = (tmp_path / "README.md").read_text()
     from huggingface_hub import ModelCard

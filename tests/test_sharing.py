@@ -27,7 +27,8 @@ def _evaluate(model, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     videos = rng.standard_normal((30, 5, model.config.feature_dim)).astype(np.float32)
     labels = rng.integers(0, 3, 30)
-    evaluate_retrieval(model, (videos[:20], labels[:20]), (videos[20:], labels[20:]), ks=(5, 10))
+    model.evaluation_results = evaluate_retrieval(model, (videos[:20], labels[:20]), (videos[20:], labels[20:]),
+                                                  ks=(5, 10)).to_dict()  # fmt: skip
 
 
 def test_push_to_hub_uploads_the_s5vh_card_for_that_repo_and_updates_it(tmp_path, monkeypatch, tiny_model):

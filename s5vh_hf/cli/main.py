@@ -295,6 +295,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         report.plot(args.plot)
         print(f"wrote {args.plot}")
     if args.record and Path(args.model).is_dir():
+        model.evaluation_results = report.to_dict()
         model.save_card_state(args.model)  # the next `s5vh push` carries these results in its card
         print(f"recorded the evaluation in {args.model} (model card and s5vh_card_state.json)")
     return 0

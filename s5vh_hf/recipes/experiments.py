@@ -109,6 +109,7 @@ def evaluate_with_baselines(
     database, queries = videos_and_labels(splits["database"]), videos_and_labels(splits["query"])
     train_videos, _ = videos_and_labels(splits["train"], require_labels=False)
     report = evaluate_retrieval(model, database, queries, ks=ks, pr_curve=pr_curve, show_progress_bar=False)
+    model.evaluation_results = report.to_dict()  # the recipe's models are saved with their evaluation on the card
     db_pooled, q_pooled = mean_pool(database[0]), mean_pool(queries[0])
     bits = model.config.code_length
     lsh = lsh_codes(np.concatenate([db_pooled, q_pooled]), bits, seed=seed)

@@ -182,7 +182,9 @@ def evaluate_retrieval(
     batch_size: int = 256,
     show_progress_bar: bool | None = None,
 ) -> RetrievalReport:
-    """Evaluate a model (or precomputed codes) with the protocol of spec §5.
+    """Evaluate a model (or precomputed codes) with the retrieval protocol (mAP@K over the query and database
+    splits, or all-vs-all). Only reads: to show the result on the model card, the caller sets
+    ``model.evaluation_results = report.to_dict()`` before saving.
 
     Args:
         model_or_codes: An :class:`~s5vh_hf.S5VHModel` — then ``database`` and ``queries`` hold
@@ -221,7 +223,4 @@ def evaluate_retrieval(
         protocol=protocol,
         pr_curve=pr_curve,
     )
-    if model_or_codes is not None:
-        # The model card of the next save_pretrained reports this evaluation.
-        model_or_codes.evaluation_results = report.to_dict()
     return report

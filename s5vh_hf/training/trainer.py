@@ -222,22 +222,6 @@ class TrainingHealthCallback(TrainerCallback):
         return control
 
 
-class CheckpointExtrasCallback(TrainerCallback):
-    """On every checkpoint save, when pushing to the Hub: refreshes the S5VH model card in the output folder so
-    the next upload carries it. Added by :class:`S5VHTrainer` itself (which writes the pseudo-labels and the
-    checkpoint record itself, before old checkpoints are rotated away)."""
-
-    def __init__(self, pseudo_labels: PseudoLabelStore, write_card) -> None:
-        self.pseudo_labels, self.write_card = pseudo_labels, write_card
-
-    def on_save(self, args, state, control, **kwargs):  # noqa: D102
-        if not args.should_save:
-            return control
-        if args.push_to_hub:
-            self.write_card()
-        return control
-
-
 class S5VHTrainer(Trainer):
     """``Trainer`` with the self-local-global loss of S5VH.
 
@@ -327,7 +311,6 @@ class S5VHTrainer(Trainer):
         if self._health_probe is not None:
             self.add_callback(TrainingHealthCallback(self.check_health))
         self._warn_if_warmup_unreached(model.config)
-        self.add_callback(CheckpointExtrasCallback(store, self.create_model_card))
 
     @staticmethod
     def _check_model_selection_split(args: TrainingArguments, queries: Any, allowed: bool) -> None:
@@ -576,7 +559,10 @@ class S5VHTrainer(Trainer):
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         """``Trainer._save_checkpoint``, then the pseudo-labels and the checkpoint record (which makes the checkpoint
         complete, :mod:`~s5vh_hf.training.checkpoints`); old checkpoints are rotated away only after that, so a kill while
-        saving always leaves a complete checkpoint behind when there was one."""
+        saving always leaves a complete checkpoint behind when there was one. When pushing to the Hub, the S5VH model
+        card is refreshed in the output folder first, so the checkpoint's upload carries it."""
+        if self.args.push_to_hub and self.args.should_save:
+            self.create_model_card()  # the checkpoint push below uploads the output folder with the S5VH card
         limit = self.args.save_total_limit
         self.args.save_total_limit = None
         try:
@@ -605,6 +591,7 @@ class S5VHTrainer(Trainer):
         report = evaluate_retrieval(
             model, database_split, query_split, ks=tuple(ks), protocol=protocol, show_progress_bar=False
         )
+        model.evaluation_results = report.to_dict()  # the trainer's choice: its last evaluation goes on the card
         metrics = {f"eval_map@{k}": v for k, v in report.map_at_k.items()}
         metrics.update({f"eval_standard_map@{k}": v for k, v in report.standard_map_at_k.items()})
         metrics.update({f"eval_precision@{k}": v for k, v in report.precision_at_k.items()})
