@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -133,51 +134,6 @@ def _key_values(pairs: Sequence[str], option: str, allowed: set[str] | None = No
     return values
 
 
-def _config_overrides(pairs: Sequence[str]) -> dict[str, object]:
-    """``--set key=value`` pairs → config fields (checked against the config later)."""
-    return _key_values(pairs, "--set")
-
-
-def _training_config(args: argparse.Namespace, feature_dim: int):
-    """The config of a training run: preset or ``--config``, then ``--model-size`` and the named and ``--set``
-    overrides; the feature dimension comes from the data set (a preset's D is the paper's, not the user's)."""
-    from ..model.configuration_s5vh import MODEL_SIZES, S5VHConfig
-
-    overrides = _config_overrides(args.set or [])
-    named = {
-        "num_hash_centers": args.clusters,
-        "warmup_epochs": args.warmup_epochs,
-        "mask_ratio": args.mask_ratio,
-        "temporal_mixer": args.backbone,
-    }
-    overrides.update({k: v for k, v in named.items() if v is not None})
-    if args.model_size is not None:
-        overrides["encoder_depth"] = MODEL_SIZES[args.model_size]
-    if args.config:
-        values = S5VHConfig.from_pretrained(args.config).to_dict()
-        if "feature_dim" not in overrides and values.get("feature_dim") != feature_dim:
-            raise CLIError(
-                f"{args.config} expects D = {values.get('feature_dim')} but the data set has D = {feature_dim}; "
-                f"use a matching config or --set feature_dim={feature_dim}"
-            )
-    else:
-        values = S5VHConfig.from_preset(
-            args.preset, model_size=args.model_size or "small", release_compatible=args.release_compatible
-        ).to_dict()
-        if values["feature_dim"] != feature_dim:
-            print(
-                f"using D = {feature_dim} from the data set (preset {args.preset} was made for {values['feature_dim']})"
-            )
-        values["feature_dim"] = feature_dim
-    unknown = sorted(set(overrides) - set(values))
-    if unknown:
-        raise CLIError(f"unknown config field(s) {unknown} in --set")
-    values.update(overrides)
-    for key in ("model_type", "transformers_version", "architectures"):
-        values.pop(key, None)
-    return S5VHConfig(**values)
-
-
 def _training_arg_overrides(pairs: Sequence[str]) -> dict[str, object]:
     """``--training-arg name=value`` pairs → ``TrainingArguments`` fields."""
     import dataclasses
@@ -188,61 +144,32 @@ def _training_arg_overrides(pairs: Sequence[str]) -> dict[str, object]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from transformers import set_seed
-
-    from ..data.feature_datasets import feature_dim_of, load_feature_dataset
-    from ..data.hash_centers import clusters_and_centers, load_hash_centers
-    from ..model.modeling_s5vh import S5VHModel
-    from ..training.trainer import S5VHTrainer, s5vh_training_arguments
+    from ..recipes.training_run import TrainingRun, train_on_features
 
     for name in ("epochs", "max_steps", "batch_size"):
         value = getattr(args, name)
         if value is not None and value <= (1 if name == "batch_size" else 0):
             least = "at least 2 (the contrastive loss pairs videos)" if name == "batch_size" else "positive"
             raise CLIError(f"--{name.replace('_', '-')} must be {least}, got {value:g}")
-    set_seed(args.seed)
     _limit_threads(args.threads)
-    train = load_feature_dataset(args.dataset, split=args.split)
-    config = _training_config(args, feature_dim_of(train))  # checked before minutes of clustering
-    if args.centers:
-        stored = load_hash_centers(args.centers)
-        if stored.pseudo_labels is None:
-            raise CLIError(f"{args.centers} holds no pseudo-labels; write it with `s5vh preprocess`")
-        centers, labels = stored.centers, stored.pseudo_labels
-        if tuple(centers.shape) != (config.num_hash_centers, config.code_length):
-            raise CLIError(
-                f"{args.centers} holds {centers.shape[0]} centers of {centers.shape[1]} bits but the config asks for "
-                f"K = {config.num_hash_centers}, L = {config.code_length}; use --clusters / --set code_length=…"
-            )
-        if len(labels) != len(train):
-            raise CLIError(f"{args.centers} has pseudo-labels for {len(labels)} videos, the split has {len(train)}")
-    else:
-        print(f"clustering {len(train)} videos into {config.num_hash_centers} clusters …")
-        clusters, made = clusters_and_centers(train, config.num_hash_centers, config.code_length, seed=args.seed)
-        centers, labels = made.centers, clusters.pseudo_labels
-    model = S5VHModel(config)
-    model.set_hash_centers(centers)
-    model.train_dataset_id = str(args.dataset)
-    overrides = dict(
-        save_strategy="epoch", save_total_limit=args.save_total_limit, logging_steps=args.logging_steps, seed=args.seed
-    )
-    if args.drop_last is not None:
-        overrides["dataloader_drop_last"] = args.drop_last
-    if args.epochs is not None:
-        overrides["num_train_epochs"] = args.epochs
-    if args.batch_size is not None:
-        overrides["per_device_train_batch_size"] = args.batch_size
-    if args.max_steps is not None:
-        overrides["max_steps"] = args.max_steps
-    if args.learning_rate is not None:
-        overrides["learning_rate"] = args.learning_rate
-    overrides.update(_training_arg_overrides(args.training_arg or []))
-    training_args = s5vh_training_arguments(config, args.out, num_train_examples=len(train), **overrides)
-    trainer = S5VHTrainer(model, training_args, train, labels, allow_inexact_resume=args.inexact_resume)
-    trainer.train(resume_from_checkpoint=True if args.resume or args.inexact_resume else None)
-    trainer.save_model(args.out)
+    named = {"num_hash_centers": args.clusters, "warmup_epochs": args.warmup_epochs, "mask_ratio": args.mask_ratio,
+             "temporal_mixer": args.backbone}  # fmt: skip
+    training = {"save_strategy": "epoch", "save_total_limit": args.save_total_limit, "logging_steps": args.logging_steps,
+                "dataloader_drop_last": args.drop_last, "num_train_epochs": args.epochs,
+                "per_device_train_batch_size": args.batch_size, "max_steps": args.max_steps,
+                "learning_rate": args.learning_rate}  # fmt: skip
+    run = TrainingRun(
+        dataset=args.dataset, out=args.out, split=args.split, preset=args.preset, config=args.config,
+        model_size=args.model_size, release_compatible=args.release_compatible,
+        config_overrides={**{k: v for k, v in named.items() if v is not None}, **_key_values(args.set or [], "--set")},
+        centers=args.centers, seed=args.seed,
+        training_overrides={**{k: v for k, v in training.items() if v is not None},
+                            **_training_arg_overrides(args.training_arg or [])},
+        resume=args.resume, inexact_resume=args.inexact_resume,
+    )  # fmt: skip
+    trainer = train_on_features(run)
     print(f"saved the trained model to {args.out}")
-    if training_args.push_to_hub:
+    if trainer.args.push_to_hub:
         print(f"pushed to {trainer.push_to_hub()}")
     return 0
 
@@ -383,36 +310,10 @@ def _extract(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from ..data.feature_datasets import load_feature_dataset
-    from ..video.index import build_video_index
+    from ..recipes.indexing import index_collection
 
-    model = _load_model(args.model)
-    source = Path(args.source)
-    extractor = None
-    frames = args.frames
-    if source.is_dir() and (source / "README.md").is_file() and (source / "data").is_dir():  # a feature dataset
-        features = load_feature_dataset(source, split=args.split)
-        report = source / f"extraction_report_{args.split}.json"
-        if report.is_file():
-            recorded = json.loads(report.read_text())
-            extractor, frames = recorded.get("encoder"), recorded.get("options", {}).get("num_frames") or frames
-    else:  # videos: extract first, into the index folder
-        from ..video.extraction import extract_video_features
-        from ..video.frame_encoders import load_frame_encoder
-
-        if not args.extractor:
-            raise CLIError("indexing video files needs --extractor (e.g. vgg16 for the FCVID/UCF101 presets)")
-        encoder = load_frame_encoder(args.extractor)
-        if encoder.feature_dim != model.config.feature_dim:
-            raise CLIError(f"extractor {args.extractor} gives D = {encoder.feature_dim}, the model reads "
-                           f"D = {model.config.feature_dim}")  # fmt: skip
-        report = extract_video_features(source, Path(args.out) / "features", encoder, split=args.split,
-                                        num_frames=frames, decode_workers=args.decode_workers)  # fmt: skip
-        print(report.summary())
-        features = load_feature_dataset(Path(args.out) / "features", split=args.split)
-        extractor = encoder.identity
-    out = build_video_index(model, features, args.out, extractor, num_frames=frames)
-    print(f"indexed {len(features)} videos in {out}")
+    index_collection(_load_model(args.model), args.source, args.out, extractor=args.extractor, split=args.split,
+                     num_frames=args.frames, decode_workers=args.decode_workers)  # fmt: skip
     return 0
 
 
@@ -619,9 +520,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_recipe_progress() -> None:
+    """The library's recipes report progress (``s5vh_hf.recipes`` loggers, INFO): the command line prints it."""
+    recipes = logging.getLogger("s5vh_hf.recipes")
+    if not any(getattr(handler, "_s5vh_cli", False) for handler in recipes.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler._s5vh_cli = True
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        recipes.addHandler(handler)
+        recipes.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _show_recipe_progress()
     if args.command in ("train", "encode"):
         from ..training.launch import warn_on_launch_mismatch
 
