@@ -15,7 +15,7 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from s5vh_hf import S5VHModel, S5VHTrainer, compute_semantic_clusters, load_feature_dataset, s5vh_training_arguments
 from s5vh_hf.recipes.experiments import evaluate_with_baselines, write_embedded_dataset
-from s5vh_hf.training.trainer import explicit_training_options
+from s5vh_hf.training.arguments import explicit_training_options
 
 
 @dataclass

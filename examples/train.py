@@ -19,8 +19,8 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from s5vh_hf import S5VHConfig, S5VHModel, S5VHTrainer, load_feature_dataset, s5vh_training_arguments
 from s5vh_hf.recipes.experiments import demo_config, evaluate_with_baselines, preprocess, write_embedded_dataset
+from s5vh_hf.training.arguments import explicit_training_options
 from s5vh_hf.training.launch import has_accelerator, warn_on_launch_mismatch
-from s5vh_hf.training.trainer import explicit_training_options
 
 
 @dataclass

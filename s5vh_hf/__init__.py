@@ -45,10 +45,10 @@ _EXPORTS: dict[str, str] = {
     "selective_scan": "model.selective_scan",
     "selective_scan_fast": "model.selective_scan",
     "selective_scan_reference": "model.selective_scan",
-    "PseudoLabelStore": "training.trainer",
-    "RetrievalEvaluationCallback": "training.trainer",
+    "PseudoLabelStore": "training.pseudo_labels",
+    "RetrievalEvaluationCallback": "training.callbacks",
     "S5VHTrainer": "training.trainer",
-    "s5vh_training_arguments": "training.trainer",
+    "s5vh_training_arguments": "training.arguments",
     "clusters_and_centers": "data.hash_centers",
     "push_model_folder": "hub.sharing",
     "write_feature_split": "data.feature_datasets",
@@ -106,8 +106,11 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .model.selective_scan import selective_scan, selective_scan_fast, selective_scan_reference  # noqa: F401
     from .retrieval.evaluation import evaluate_codes, evaluate_retrieval  # noqa: F401
     from .retrieval.hamming_index import HammingIndex  # noqa: F401
+    from .training.arguments import s5vh_training_arguments  # noqa: F401
+    from .training.callbacks import RetrievalEvaluationCallback  # noqa: F401
     from .training.health import code_health  # noqa: F401
-    from .training.trainer import PseudoLabelStore, RetrievalEvaluationCallback, S5VHTrainer, s5vh_training_arguments  # noqa: F401
+    from .training.pseudo_labels import PseudoLabelStore  # noqa: F401
+    from .training.trainer import S5VHTrainer  # noqa: F401
     from .video.decoding import read_frames  # noqa: F401
     from .video.extraction import extract_video_features  # noqa: F401
     from .video.frame_encoders import load_frame_encoder  # noqa: F401

@@ -118,8 +118,8 @@ def test_training_arguments_pass_through_and_drop_last_is_a_switch(tmp_path, cap
 
 
 def test_training_defaults_follow_the_trainers_device_choice_and_skip_unused_parameter_search():
+    from s5vh_hf.training.arguments import s5vh_training_arguments
     from s5vh_hf.training.launch import has_accelerator
-    from s5vh_hf.training.trainer import s5vh_training_arguments
 
     args = s5vh_training_arguments(make_tiny_config(), "unused")
     assert args.ddp_find_unused_parameters is False

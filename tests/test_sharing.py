@@ -122,7 +122,8 @@ def test_folder_push_renders_the_card_for_the_target_repo(tmp_path, monkeypatch,
 def test_trainer_push_uploads_the_s5vh_card_and_names_the_base_model(tmp_path, monkeypatch):
     from s5vh_hf.data.hash_centers import compute_semantic_clusters
     from s5vh_hf.data.synthetic import make_synthetic_videos
-    from s5vh_hf.training.trainer import S5VHTrainer, s5vh_training_arguments
+    from s5vh_hf.training.arguments import s5vh_training_arguments
+    from s5vh_hf.training.trainer import S5VHTrainer
 
     config = make_tiny_config(num_hash_centers=4)
     data = make_synthetic_videos(num_videos=32, num_classes=4, feature_dim=24, num_frames=6, seed=0)
@@ -224,7 +225,8 @@ def test_encode_precision_names_match_sentence_transformers(tiny_model, tiny_con
 def test_trainer_predict_returns_codes_and_evaluate_takes_a_split(tmp_path):
     from s5vh_hf.data.feature_datasets import load_feature_dataset, write_feature_split
     from s5vh_hf.data.synthetic import make_synthetic_videos
-    from s5vh_hf.training.trainer import S5VHTrainer, s5vh_training_arguments
+    from s5vh_hf.training.arguments import s5vh_training_arguments
+    from s5vh_hf.training.trainer import S5VHTrainer
 
     config = make_tiny_config(num_hash_centers=4)
     data = make_synthetic_videos(num_videos=24, num_classes=4, feature_dim=24, num_frames=6, seed=1)

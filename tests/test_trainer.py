@@ -15,13 +15,10 @@ from s5vh_hf.data.feature_datasets import (
 )
 from s5vh_hf.data.hash_centers import compute_semantic_clusters, generate_hash_centers
 from s5vh_hf.data.synthetic import make_synthetic_videos
-from s5vh_hf.training.trainer import (
-    PSEUDO_LABELS_FILE,
-    PseudoLabelStore,
-    RetrievalEvaluationCallback,
-    S5VHTrainer,
-    s5vh_training_arguments,
-)
+from s5vh_hf.training.arguments import s5vh_training_arguments
+from s5vh_hf.training.callbacks import RetrievalEvaluationCallback
+from s5vh_hf.training.pseudo_labels import PSEUDO_LABELS_FILE, PseudoLabelStore
+from s5vh_hf.training.trainer import S5VHTrainer
 
 from .conftest import make_tiny_config
 

@@ -520,12 +520,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is when a record arrives (not the stream of when it was made)."""
+
+    @property
+    def stream(self):  # noqa: D102
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _show_recipe_progress() -> None:
     """The library's recipes report progress (``s5vh_hf.recipes`` loggers, INFO): the command line prints it."""
     recipes = logging.getLogger("s5vh_hf.recipes")
-    if not any(getattr(handler, "_s5vh_cli", False) for handler in recipes.handlers):
-        handler = logging.StreamHandler(sys.stdout)
-        handler._s5vh_cli = True
+    if not any(isinstance(handler, _StdoutHandler) for handler in recipes.handlers):
+        handler = _StdoutHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         recipes.addHandler(handler)
         recipes.setLevel(logging.INFO)

@@ -17,7 +17,8 @@ from ..data.hash_centers import save_hash_centers
 from ..model.commits import write_file_atomically
 from ..model.modeling_s5vh import S5VHModel
 from ..retrieval.hamming_index import HammingIndex
-from ..training.trainer import S5VHTrainer, s5vh_training_arguments
+from ..training.arguments import s5vh_training_arguments
+from ..training.trainer import S5VHTrainer
 from .experiments import DEMO_RECIPE, demo_config, evaluate_with_baselines, preprocess, write_embedded_dataset
 
 

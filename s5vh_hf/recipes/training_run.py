@@ -16,7 +16,8 @@ from ..data.feature_datasets import feature_dim_of, load_feature_dataset
 from ..data.hash_centers import clusters_and_centers, load_hash_centers
 from ..model.configuration_s5vh import MODEL_SIZES, S5VHConfig
 from ..model.modeling_s5vh import S5VHModel
-from ..training.trainer import S5VHTrainer, s5vh_training_arguments
+from ..training.arguments import s5vh_training_arguments
+from ..training.trainer import S5VHTrainer
 
 logger = logging.getLogger(__name__)
 

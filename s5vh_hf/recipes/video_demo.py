@@ -17,7 +17,8 @@ from ..data.hash_centers import clusters_and_centers, mean_pool
 from ..model.commits import write_file_atomically
 from ..model.modeling_s5vh import S5VHModel
 from ..retrieval.baselines import lsh_codes
-from ..training.trainer import S5VHTrainer, s5vh_training_arguments
+from ..training.arguments import s5vh_training_arguments
+from ..training.trainer import S5VHTrainer
 from ..video.extraction import extract_video_features
 from ..video.frame_encoders import VGGFeatures, load_frame_encoder, save_vgg
 from ..video.index import VideoIndex, build_video_index

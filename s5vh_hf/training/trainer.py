@@ -4,10 +4,8 @@ retrieval evaluation, and checkpoints that resume exactly.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -15,17 +13,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import PredictionOutput, rotate_checkpoints
 
 from ..data.feature_datasets import IndexedFeatureDataset, TwoViewCollator, videos_and_labels
 from ..data.hash_centers import frame_feature_statistics
 from ..data.masking import two_view_visible_masks
-from ..model.commits import fault_point, write_file_atomically
-from ..model.configuration_s5vh import S5VHConfig, preset_training_recipe
+from ..model.commits import fault_point
+from ..model.configuration_s5vh import S5VHConfig
 from ..model.modeling_s5vh import S5VHModel
 from ..retrieval.evaluation import DEFAULT_KS, evaluate_retrieval
+from .callbacks import TrainingHealthCallback
 from .checkpoints import (
     exact_resume_files,
     incomplete_reason,
@@ -34,192 +32,16 @@ from .checkpoints import (
     write_checkpoint_record,
 )
 from .health import COLLAPSE_HINT, code_health, collapse_warnings
-from .launch import has_accelerator
+from .pseudo_labels import PSEUDO_LABELS_FILE, PseudoLabelStore
 from .slg import two_view_slg_loss
 
-PSEUDO_LABELS_FILE = "pseudo_labels.safetensors"
 HELD_OUT_SPLIT_NAMES = ("test", "query", "queries")
 HEALTH_PROBE_SIZE = 512
 """Training videos whose codes the health monitor follows (fixed for the whole run)."""
-STEPS_PER_EPOCH_TARGET = 16
-"""With ``num_train_examples``, the batch is made small enough for about this many optimiser steps per epoch."""
-MIN_BATCH_SIZE = 16
 FEATURE_SCALE_SAMPLE = 256
 FEATURE_SCALE_RANGE = (1e-3, 1e3)
 """RMS feature value outside which raw (unstandardised) features get a warning."""
-DEFAULT_LEARNING_RATE = 1e-3
-"""AdamW learning rate when the config's recipe names none (presets carry the paper's 5e-4)."""
-
 logger = logging.getLogger(__name__)
-
-
-def batch_size_for(num_train_examples: int, preset_batch_size: int = 128) -> int:
-    """The preset's batch size, reduced for small data sets so that an epoch still has about
-    ``STEPS_PER_EPOCH_TARGET`` optimiser steps (never below ``MIN_BATCH_SIZE`` or above the data set)."""
-    wanted = max(MIN_BATCH_SIZE, num_train_examples // STEPS_PER_EPOCH_TARGET)
-    return max(2, min(preset_batch_size, wanted, num_train_examples))
-
-
-def s5vh_training_arguments(
-    config: S5VHConfig,
-    output_dir: str,
-    num_train_examples: int | None = None,
-    recipe: dict[str, Any] | None = None,
-    **overrides: Any,
-) -> TrainingArguments:
-    """``TrainingArguments`` with the preset's optimiser and schedule: AdamW (betas 0.9/0.999, weight decay 1e-4),
-    cosine decay to 1e-5 (per step), the preset's epochs, batch size and learning rate. Without a preset recipe
-    the learning rate is ``DEFAULT_LEARNING_RATE`` (1e-3, which trained better than the paper's 5e-4 on every
-    set of ``python -m benchmarks.quality``; the dataset presets keep the paper's 5e-4).
-
-    Args:
-        num_train_examples: Size of the training set. When given, the batch size is reduced for small data sets
-            (:func:`batch_size_for`), which otherwise get a handful of optimiser steps per epoch.
-        recipe: The preset recipe to start from (default: the ``"training"`` section of the preset the config was
-            made from, :func:`~s5vh_hf.model.configuration_s5vh.preset_training_recipe`; none for other configs).
-        **overrides: Any ``TrainingArguments`` field; wins over the defaults.
-    """
-    defaults = recipe if recipe is not None else preset_training_recipe(config)
-    batch_size = defaults.get("per_device_train_batch_size", 128)
-    if num_train_examples is not None:
-        batch_size = batch_size_for(num_train_examples, batch_size)
-    values: dict[str, Any] = dict(
-        output_dir=output_dir,
-        learning_rate=defaults.get("learning_rate", DEFAULT_LEARNING_RATE),
-        weight_decay=defaults.get("weight_decay", 1e-4),
-        adam_beta1=defaults.get("adam_beta1", 0.9),
-        adam_beta2=defaults.get("adam_beta2", 0.999),
-        num_train_epochs=defaults.get("num_train_epochs", 350),
-        per_device_train_batch_size=batch_size,
-        dataloader_drop_last=True,
-        dataloader_pin_memory=torch.cuda.is_available(),  # pinning without CUDA only warns
-        lr_scheduler_type="cosine_with_min_lr",
-        lr_scheduler_kwargs={"min_lr": defaults.get("min_learning_rate", 1e-5)},
-        optim="adamw_torch",
-        remove_unused_columns=False,
-        report_to="none",
-        ddp_find_unused_parameters=False,  # every parameter gets a gradient (the frozen center head has none)
-        # The Trainer's own choice of device; stating the CPU when there is nothing else makes the processes of
-        # `accelerate launch --multi_gpu` on a GPU-less machine join one gloo group (else each trains alone).
-        use_cpu=not has_accelerator(),
-    )
-    values.update(overrides)
-    return TrainingArguments(**values)
-
-
-def explicit_training_options(argv: Sequence[str], parsed: TrainingArguments) -> dict[str, Any]:
-    """The ``TrainingArguments`` fields named on a command line (``--name value``, ``--name=value``,
-    ``--no_name``, dashes or underscores), with the values ``HfArgumentParser`` parsed into ``parsed``.
-
-    Pass them as overrides to :func:`s5vh_training_arguments`, so that a script takes every Trainer option from
-    its command line while the fields it does not name keep the preset's recipe.
-    """
-    names = {f.name for f in dataclasses.fields(TrainingArguments)}
-    given = set()
-    for token in argv:
-        if not token.startswith("--"):
-            continue
-        name = token[2:].split("=", 1)[0].replace("-", "_")
-        name = name[3:] if name.startswith("no_") and name not in names else name
-        if name in names:
-            given.add(name)
-    return {name: getattr(parsed, name) for name in sorted(given)}
-
-
-class PseudoLabelStore:
-    """Per-video soft pseudo-labels ``[N, K]`` (spec §3), initialised one-hot from the clustering.
-
-    ``refresh`` applies ``y ← (1 − s)·y + s·softmax(logits)`` to a batch of videos and returns the new labels.
-    """
-
-    def __init__(self, cluster_labels: np.ndarray | torch.Tensor, num_clusters: int) -> None:
-        labels = torch.as_tensor(np.asarray(cluster_labels), dtype=torch.int64)
-        if labels.ndim != 1 or len(labels) == 0:
-            raise ValueError(f"cluster labels must be a non-empty [N] vector, got shape {tuple(labels.shape)}")
-        if int(labels.min()) < 0 or int(labels.max()) >= num_clusters:
-            raise ValueError(
-                f"cluster labels must lie in [0, {num_clusters}) to match the {num_clusters} hash centers; "
-                f"got range [{int(labels.min())}, {int(labels.max())}]"
-            )
-        self.soft_labels = F.one_hot(labels, num_clusters).float()
-
-    def __len__(self) -> int:
-        return len(self.soft_labels)
-
-    @property
-    def num_clusters(self) -> int:
-        return self.soft_labels.shape[1]
-
-    def get(self, video_index: torch.Tensor) -> torch.Tensor:
-        """Current labels ``[B, K]`` of the given videos."""
-        return self.soft_labels[video_index.cpu()]
-
-    def refresh(self, video_index: torch.Tensor, logits: torch.Tensor, smoothing: float) -> torch.Tensor:
-        """Blend ``softmax(logits)`` ``[B, K]`` into the stored labels of ``video_index`` ``[B]``; returns them."""
-        index = video_index.cpu()
-        updated = (1 - smoothing) * self.soft_labels[index] + smoothing * torch.softmax(
-            logits.detach().float().cpu(), -1
-        )
-        self.soft_labels[index] = updated
-        return updated
-
-    def assign(self, video_index: torch.Tensor, labels: torch.Tensor) -> None:
-        """Overwrite the labels of ``video_index`` (to apply another process's refresh)."""
-        self.soft_labels[video_index.cpu()] = labels.float().cpu()
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the soft labels as safetensors, atomically (a kill leaves the old file or the new one)."""
-        from safetensors.torch import save
-
-        payload = save({"soft_labels": self.soft_labels.contiguous()}, metadata={"format": "s5vh-pseudo-labels"})
-        write_file_atomically(path, payload)
-
-    def load(self, path: str | os.PathLike) -> None:
-        from safetensors.torch import load_file
-
-        try:
-            loaded = load_file(str(path))["soft_labels"]
-        except Exception as error:  # noqa: BLE001 - safetensors raises its own error type for torn files
-            raise ValueError(
-                f"{path} is not a readable pseudo-label file (torn?): {str(error).splitlines()[0]}"
-            ) from error
-        if loaded.shape != self.soft_labels.shape:
-            raise ValueError(
-                f"{path} holds pseudo-labels of shape {tuple(loaded.shape)}, expected {tuple(self.soft_labels.shape)}"
-            )
-        self.soft_labels = loaded
-
-
-class RetrievalEvaluationCallback(TrainerCallback):
-    """Asks the trainer for its retrieval evaluation (:meth:`S5VHTrainer.evaluate`, on ``eval_database`` /
-    ``eval_queries``) every ``every_n_epochs`` epochs — ``eval_strategy="epoch"`` for an interval in epochs. It sets
-    the Trainer's ``should_evaluate`` flag and holds no reference to the trainer."""
-
-    def __init__(self, every_n_epochs: int = 1) -> None:
-        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-            raise ValueError(f"every_n_epochs must be a positive integer, got {every_n_epochs!r}")
-        self.every_n_epochs = every_n_epochs
-
-    def on_epoch_end(self, args, state, control, **kwargs):  # noqa: D102
-        if round(state.epoch or 0) % self.every_n_epochs == 0:
-            control.should_evaluate = True
-        return control
-
-
-class TrainingHealthCallback(TrainerCallback):
-    """Runs the trainer's health check (:meth:`S5VHTrainer.check_health`) at every epoch end and at the end of
-    training; added by :class:`S5VHTrainer` itself."""
-
-    def __init__(self, check) -> None:
-        self.check = check
-
-    def on_epoch_end(self, args, state, control, **kwargs):  # noqa: D102
-        self.check()
-        return control
-
-    def on_train_end(self, args, state, control, **kwargs):  # noqa: D102
-        self.check()
-        return control
 
 
 class S5VHTrainer(Trainer):
@@ -638,8 +460,3 @@ class S5VHTrainer(Trainer):
         }
         label_ids = None if all(row is None for row in labels) else labels
         return PredictionOutput(predictions=codes, label_ids=label_ids, metrics=metrics)
-
-
-def steps_per_epoch(num_videos: int, batch_size: int, processes: int = 1, accumulation: int = 1) -> int:
-    """Optimizer steps in one epoch (handy for choosing save/eval intervals)."""
-    return max(1, math.ceil(num_videos / (batch_size * processes)) // accumulation)
