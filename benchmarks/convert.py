@@ -32,7 +32,7 @@ def _write(path: Path, videos: int, frames: int, dim: int) -> None:
 
 
 def _convert(path: str, out: str, queue) -> None:
-    from s5vh_hf.data.feature_datasets import import_h5_features
+    from s5vh_hf.data.import_hdf5 import import_h5_features
 
     start = time.perf_counter()
     import_h5_features(path, out, "train", shard_size=2048)

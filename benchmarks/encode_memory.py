@@ -81,7 +81,8 @@ def run_measured(command: list[str]) -> dict[str, float]:
 
 def prepare(folder: Path, videos: int, frames: int, dim: int) -> tuple[Path, Path]:
     from s5vh_hf import S5VHConfig, S5VHModel
-    from s5vh_hf.data.feature_datasets import load_feature_dataset, write_feature_split
+    from s5vh_hf.data.loading import load_feature_dataset
+    from s5vh_hf.data.writing import write_feature_split
 
     data = folder / f"data-{dim}"
     write_feature_split(data, "database", LazyVideos(videos, frames, dim), [f"v{i}" for i in range(videos)],
@@ -95,7 +96,7 @@ def prepare(folder: Path, videos: int, frames: int, dim: int) -> tuple[Path, Pat
 ONE_CALL = """
 import numpy as np, torch
 from s5vh_hf import S5VHModel
-from s5vh_hf.data.feature_datasets import load_feature_dataset
+from s5vh_hf.data.loading import load_feature_dataset
 split = load_feature_dataset({data!r}, split="database").with_format("numpy", columns=["features"])
 videos = split["features"]  # [N, T, D] float16, the whole split in memory
 model = S5VHModel.from_pretrained({model!r})

@@ -80,7 +80,7 @@ def baseline_results(qset: QualitySet, seed: int) -> dict[str, MethodResult]:
 def _feature_dataset(split: tuple[list[np.ndarray], list[int]]):
     import datasets
 
-    from s5vh_hf.data.feature_datasets import feature_dataset_features
+    from s5vh_hf.data.schema import feature_dataset_features
 
     videos, _ = split
     columns = {

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from s5vh_hf import HammingIndex, S5VHModel, load_feature_dataset
-from s5vh_hf.data.feature_datasets import videos_and_labels
+from s5vh_hf.data.loading import videos_and_labels
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--model", required=True)

@@ -25,10 +25,10 @@ _EXPORTS: dict[str, str] = {
     "S5VHPreTrainedModel": "model.modeling_s5vh",
     "binarize": "model.modeling_s5vh",
     "pack_codes": "model.codes",
-    "TwoViewCollator": "data.feature_datasets",
-    "import_h5_features": "data.feature_datasets",
-    "load_feature_dataset": "data.feature_datasets",
-    "push_feature_dataset": "data.feature_datasets",
+    "TwoViewCollator": "data.collator",
+    "import_h5_features": "data.import_hdf5",
+    "load_feature_dataset": "data.loading",
+    "push_feature_dataset": "hub.datasets",
     "evaluate_codes": "retrieval.evaluation",
     "evaluate_retrieval": "retrieval.evaluation",
     "compute_semantic_clusters": "data.hash_centers",
@@ -51,7 +51,7 @@ _EXPORTS: dict[str, str] = {
     "s5vh_training_arguments": "training.arguments",
     "clusters_and_centers": "data.hash_centers",
     "push_model_folder": "hub.sharing",
-    "write_feature_split": "data.feature_datasets",
+    "write_feature_split": "data.writing",
     "extract_video_features": "video.extraction",
     "load_frame_encoder": "video.frame_encoders",
     "read_frames": "video.decoding",
@@ -78,13 +78,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from .data.feature_datasets import (  # noqa: F401
-        TwoViewCollator,
-        import_h5_features,
-        load_feature_dataset,
-        push_feature_dataset,
-        write_feature_split,  # noqa: F401
-    )
+    from .data.collator import TwoViewCollator  # noqa: F401
     from .data.hash_centers import (  # noqa: F401
         clusters_and_centers,  # noqa: F401
         compute_semantic_clusters,
@@ -93,7 +87,11 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         load_hash_centers,
         save_hash_centers,
     )
+    from .data.import_hdf5 import import_h5_features  # noqa: F401
+    from .data.loading import load_feature_dataset  # noqa: F401
+    from .data.writing import write_feature_split  # noqa: F401
     from .hub.convert import convert_original_checkpoint  # noqa: F401
+    from .hub.datasets import push_feature_dataset  # noqa: F401
     from .hub.sharing import (  # noqa: F401
         enable_remote_code,
         push_model_folder,  # noqa: F401

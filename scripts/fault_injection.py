@@ -132,7 +132,7 @@ def videos(count: int, seed: int = 0, frames: int = 6, dim: int = 24, scale: flo
 
 
 def write_split(folder: Path, split: str, count: int, seed: int = 0, shard_size: int = 2048, scale: float = 1.0):
-    from s5vh_hf.data.feature_datasets import write_feature_split
+    from s5vh_hf.data.writing import write_feature_split
 
     data = videos(count, seed, scale=scale)
     ids = [f"{split}-{seed}-{i}" for i in range(count)]
@@ -142,7 +142,7 @@ def write_split(folder: Path, split: str, count: int, seed: int = 0, shard_size:
 
 
 def split_contents(folder: Path, split: str) -> tuple[list[str], np.ndarray]:
-    from s5vh_hf.data.feature_datasets import load_feature_dataset
+    from s5vh_hf.data.loading import load_feature_dataset
 
     loaded = load_feature_dataset(folder, split=split)
     rows = loaded.with_format("numpy", columns=["features"])
@@ -227,7 +227,7 @@ def empty_split(tmp: Path):
     import pyarrow.parquet as pq
 
     from s5vh_hf.data.dataset_card import write_dataset_card
-    from s5vh_hf.data.feature_datasets import feature_dataset_features
+    from s5vh_hf.data.schema import feature_dataset_features
 
     write_split(tmp / "ds", "train", 4)
     pq.write_table(feature_dataset_features(24).arrow_schema.empty_table(),
@@ -281,7 +281,7 @@ def shards_of_two_conversions_mixed(tmp: Path):
 
 @case("write data")
 def nan_video_in_write_feature_split(tmp: Path):
-    from s5vh_hf.data.feature_datasets import write_feature_split
+    from s5vh_hf.data.writing import write_feature_split
 
     data = videos(4)
     data[2][3, 5] = np.nan
@@ -346,7 +346,7 @@ def corrupt_mat_labels(tmp: Path):
 
 @case("write data")
 def hostile_video_ids_and_split_names(tmp: Path):
-    from s5vh_hf.data.feature_datasets import write_feature_split
+    from s5vh_hf.data.writing import write_feature_split
 
     outcome = expect_raise(lambda: write_feature_split(tmp / "ds", "../escape", videos(2), ["a", "b"]),
                            ValueError, "split")  # fmt: skip
@@ -406,7 +406,7 @@ def batch_size_flags(tmp: Path):
 def zero_read_chunk(tmp: Path):
     import h5py
 
-    from s5vh_hf.data.feature_datasets import import_h5_features
+    from s5vh_hf.data.import_hdf5 import import_h5_features
 
     with h5py.File(tmp / "f.h5", "w") as handle:
         handle["feats"] = np.zeros((2, 3, 24), np.float32)
@@ -436,7 +436,7 @@ def non_finite_loss(tmp: Path):
 @case("validate")
 def features_of_absurd_scale(tmp: Path):
     from s5vh_hf import S5VHModel, S5VHTrainer, s5vh_training_arguments
-    from s5vh_hf.data.feature_datasets import load_feature_dataset
+    from s5vh_hf.data.loading import load_feature_dataset
 
     write_split(tmp / "ds", "train", 16, scale=1e6)
     train = load_feature_dataset(tmp / "ds", split="train")
@@ -940,12 +940,23 @@ def symlinked_secret_in_a_folder_to_push(tmp: Path):
 
 
 @case("hostile folder")
+def symlinked_shard_in_a_dataset_to_push(tmp: Path):
+    from s5vh_hf.hub.datasets import push_feature_dataset
+
+    write_split(tmp / "ds", "train", 4)
+    (tmp / "secret.parquet").write_text("not yours")
+    (tmp / "ds" / "data" / "query-00000-of-00001.parquet").symlink_to(tmp / "secret.parquet")
+    return expect_raise(lambda: push_feature_dataset(tmp / "ds", "me/feats", token="t", endpoint="http://127.0.0.1:9"),
+                        ValueError, "symbolic link", "query-00000-of-00001.parquet")  # fmt: skip
+
+
+@case("hostile folder")
 def shards_that_disagree_on_d(tmp: Path):
     import pyarrow.parquet as pq
 
     write_split(tmp / "ds", "database", 6, shard_size=3)
     other = tmp / "other"
-    from s5vh_hf.data.feature_datasets import write_feature_split
+    from s5vh_hf.data.writing import write_feature_split
 
     write_feature_split(other, "database", [v[:, :20] for v in videos(6)], [f"x{i}" for i in range(6)],
                         shard_size=3, dtype="float32")  # fmt: skip

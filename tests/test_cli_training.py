@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from s5vh_hf.cli.main import main
-from s5vh_hf.data.feature_datasets import write_feature_split
 from s5vh_hf.data.synthetic import make_order_dependent_videos
+from s5vh_hf.data.writing import write_feature_split
 
 from .conftest import make_tiny_config
 

@@ -3,16 +3,12 @@ import pytest
 import scipy.io
 import torch
 
-from s5vh_hf.data.feature_datasets import (
-    IndexedFeatureDataset,
-    TwoViewCollator,
-    import_h5_features,
-    load_feature_dataset,
-    push_feature_dataset,
-    read_mat_labels,
-    write_feature_split,
-)
+from s5vh_hf.data.collator import IndexedFeatureDataset, TwoViewCollator
+from s5vh_hf.data.import_hdf5 import import_h5_features, read_mat_labels
+from s5vh_hf.data.loading import load_feature_dataset
 from s5vh_hf.data.synthetic import make_synthetic_videos
+from s5vh_hf.data.writing import write_feature_split
+from s5vh_hf.hub.datasets import push_feature_dataset
 
 
 def _write_h5(path, feats, key="feats"):

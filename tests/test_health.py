@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from s5vh_hf import S5VHModel
-from s5vh_hf.data.feature_datasets import load_feature_dataset, write_feature_split
 from s5vh_hf.data.hash_centers import compute_semantic_clusters, generate_hash_centers
+from s5vh_hf.data.loading import load_feature_dataset
 from s5vh_hf.data.synthetic import make_synthetic_videos
+from s5vh_hf.data.writing import write_feature_split
 from s5vh_hf.hub.sharing import render_model_card
 from s5vh_hf.training.arguments import s5vh_training_arguments
 from s5vh_hf.training.health import code_health, collapse_warnings

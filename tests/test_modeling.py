@@ -375,7 +375,7 @@ def test_forward_rejects_bad_batches(tiny_model):
 
 
 def test_the_collator_refuses_non_finite_videos_by_name():
-    from s5vh_hf.data.feature_datasets import TwoViewCollator
+    from s5vh_hf.data.collator import TwoViewCollator
 
     collator = TwoViewCollator(0.5, feature_dim=4, draw_views=False)
     good, bad = np.zeros((3, 4), np.float32), np.zeros((3, 4), np.float32)

@@ -4,8 +4,9 @@ and indexing a collection."""
 import numpy as np
 import pytest
 
-from s5vh_hf.data.feature_datasets import load_feature_dataset, write_feature_split
 from s5vh_hf.data.hash_centers import save_hash_centers
+from s5vh_hf.data.loading import load_feature_dataset
+from s5vh_hf.data.writing import write_feature_split
 from s5vh_hf.recipes.indexing import index_collection
 from s5vh_hf.recipes.training_run import TrainingRun, centers_for_training, train_on_features, training_config
 from s5vh_hf.video.index import VideoIndex

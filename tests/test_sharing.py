@@ -131,7 +131,8 @@ def test_trainer_push_uploads_the_s5vh_card_and_names_the_base_model(tmp_path, m
         torch.manual_seed(0)
         S5VHModel(config).push_to_hub("me/base", token="hf_test")
         model = S5VHModel.from_pretrained("me/base", token="hf_test")
-        from s5vh_hf.data.feature_datasets import load_feature_dataset, write_feature_split
+        from s5vh_hf.data.loading import load_feature_dataset
+        from s5vh_hf.data.writing import write_feature_split
 
         write_feature_split(tmp_path / "ds", "train", data.videos(), data.video_ids, [[int(x)] for x in data.labels])
         train = load_feature_dataset(tmp_path / "ds", split="train")
@@ -154,8 +155,10 @@ def test_trainer_push_uploads_the_s5vh_card_and_names_the_base_model(tmp_path, m
 
 
 def test_streaming_a_feature_dataset_reads_byte_ranges(tmp_path, monkeypatch):
-    from s5vh_hf.data.feature_datasets import load_feature_dataset, push_feature_dataset, write_feature_split
+    from s5vh_hf.data.loading import load_feature_dataset
     from s5vh_hf.data.synthetic import make_synthetic_videos
+    from s5vh_hf.data.writing import write_feature_split
+    from s5vh_hf.hub.datasets import push_feature_dataset
 
     data = make_synthetic_videos(num_videos=9, num_classes=3, feature_dim=8, num_frames=5, seed=4)
     write_feature_split(tmp_path / "ds", "train", data.videos(), data.video_ids, shard_size=4)
@@ -223,8 +226,9 @@ def test_encode_precision_names_match_sentence_transformers(tiny_model, tiny_con
 
 
 def test_trainer_predict_returns_codes_and_evaluate_takes_a_split(tmp_path):
-    from s5vh_hf.data.feature_datasets import load_feature_dataset, write_feature_split
+    from s5vh_hf.data.loading import load_feature_dataset
     from s5vh_hf.data.synthetic import make_synthetic_videos
+    from s5vh_hf.data.writing import write_feature_split
     from s5vh_hf.training.arguments import s5vh_training_arguments
     from s5vh_hf.training.trainer import S5VHTrainer
 

@@ -7,14 +7,11 @@ import torch
 from transformers import TrainerCallback, set_seed
 
 from s5vh_hf import S5VHModel
-from s5vh_hf.data.feature_datasets import (
-    IndexedFeatureDataset,
-    TwoViewCollator,
-    load_feature_dataset,
-    write_feature_split,
-)
+from s5vh_hf.data.collator import IndexedFeatureDataset, TwoViewCollator
 from s5vh_hf.data.hash_centers import compute_semantic_clusters, generate_hash_centers
+from s5vh_hf.data.loading import load_feature_dataset
 from s5vh_hf.data.synthetic import make_synthetic_videos
+from s5vh_hf.data.writing import write_feature_split
 from s5vh_hf.training.arguments import s5vh_training_arguments
 from s5vh_hf.training.callbacks import RetrievalEvaluationCallback
 from s5vh_hf.training.pseudo_labels import PSEUDO_LABELS_FILE, PseudoLabelStore

@@ -115,7 +115,7 @@ def test_extraction_skips_bad_videos_reports_them_and_resumes(collection, tmp_pa
     written = json.loads((tmp_path / "features" / "extraction_report_database.json").read_text())
     assert set(written["skipped"]) == {str(mixed / n) for n in ("empty.mp4", "text.mp4", "truncated.mp4",
                                                                  "audio_only.mp4", "short.mp4")}  # fmt: skip
-    from s5vh_hf.data.feature_datasets import load_feature_dataset
+    from s5vh_hf.data.loading import load_feature_dataset
 
     split = load_feature_dataset(tmp_path / "features", split="database")
     assert len(split) == 6 and set(split.column_names) >= {"path", "duration", "frame_times", "labels"}
@@ -176,7 +176,7 @@ def test_two_processes_share_the_extraction_and_write_what_one_writes(collection
     import subprocess
     from pathlib import Path
 
-    from s5vh_hf.data.feature_datasets import load_feature_dataset
+    from s5vh_hf.data.loading import load_feature_dataset
 
     folder, labels, encoder_dir = collection
     argv = ["-m", "s5vh_hf.cli", "extract", str(folder / "videos"), "--extractor", str(encoder_dir), "--frames", "6",
@@ -200,7 +200,7 @@ def test_two_processes_share_the_extraction_and_write_what_one_writes(collection
 def test_a_dataset_with_a_path_column_is_an_input_too(collection, tmp_path):
     import datasets
 
-    from s5vh_hf.data.feature_datasets import load_feature_dataset
+    from s5vh_hf.data.loading import load_feature_dataset
 
     folder, labels, encoder_dir = collection
     rows = sorted(labels)[:4]

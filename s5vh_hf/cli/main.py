@@ -57,7 +57,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _convert_features(args: argparse.Namespace) -> int:
-    from ..data.feature_datasets import import_h5_features
+    from ..data.import_hdf5 import import_h5_features
 
     shards = import_h5_features(
         args.features,
@@ -76,8 +76,8 @@ def _convert_features(args: argparse.Namespace) -> int:
 
 
 def _preprocess(args: argparse.Namespace) -> int:
-    from ..data.feature_datasets import load_feature_dataset
     from ..data.hash_centers import clusters_and_centers, save_hash_centers
+    from ..data.loading import load_feature_dataset
     from ..model.configuration_s5vh import S5VHConfig
 
     S5VHConfig(
@@ -186,7 +186,7 @@ def _limit_threads(threads: int | None) -> None:
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from ..data.feature_datasets import load_feature_dataset
+    from ..data.loading import load_feature_dataset
     from ..recipes.encoding import encode_dataset_to_files
 
     model = _load_model(args.model)
@@ -198,7 +198,7 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from ..data.feature_datasets import load_feature_dataset, videos_and_labels
+    from ..data.loading import load_feature_dataset, videos_and_labels
     from ..retrieval.evaluation import evaluate_retrieval, resolve_protocol
 
     model = _load_model(args.model)
@@ -233,7 +233,7 @@ def _search(args: argparse.Namespace) -> int:
         return _search_by_video(args)
     if args.dataset is None:
         raise CLIError("search needs MODEL DATASET, or INDEX --query-video CLIP")
-    from ..data.feature_datasets import load_feature_dataset, videos_and_labels
+    from ..data.loading import load_feature_dataset, videos_and_labels
     from ..recipes.encoding import load_codes_for_model
     from ..retrieval.hamming_index import HammingIndex
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from transformers import PrinterCallback, set_seed
 
-from ..data.feature_datasets import load_feature_dataset, videos_and_labels
 from ..data.hash_centers import save_hash_centers
+from ..data.loading import load_feature_dataset, videos_and_labels
 from ..model.commits import write_file_atomically
 from ..model.modeling_s5vh import S5VHModel
 from ..retrieval.hamming_index import HammingIndex

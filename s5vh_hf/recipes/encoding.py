@@ -68,7 +68,7 @@ def encode_dataset_to_files(
     not by the chunk. Every writer uses its own temporary file names, so concurrent runs into one folder are safe.
     """
 
-    from ..data.feature_datasets import validate_feature_dataset
+    from ..data.schema import validate_feature_dataset
 
     validate_feature_dataset(dataset)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:

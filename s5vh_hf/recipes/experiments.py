@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from ..data.feature_datasets import load_feature_dataset, videos_and_labels, write_feature_split
 from ..data.hash_centers import clusters_and_centers, mean_pool
+from ..data.loading import load_feature_dataset, videos_and_labels
 from ..data.synthetic import SyntheticVideos, make_synthetic_videos
+from ..data.writing import write_feature_split
 from ..model.configuration_s5vh import S5VHConfig
 from ..model.modeling_s5vh import S5VHModel
 from ..retrieval.baselines import lsh_codes, pca_sign_codes

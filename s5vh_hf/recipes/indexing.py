@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..data.feature_datasets import load_feature_dataset
+from ..data.loading import load_feature_dataset
 from ..video.index import build_video_index
 
 logger = logging.getLogger(__name__)

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ..data.feature_datasets import feature_dim_of, load_feature_dataset
 from ..data.hash_centers import clusters_and_centers, load_hash_centers
+from ..data.loading import load_feature_dataset
+from ..data.schema import feature_dim_of
 from ..model.configuration_s5vh import MODEL_SIZES, S5VHConfig
 from ..model.modeling_s5vh import S5VHModel
 from ..training.arguments import s5vh_training_arguments

@@ -16,8 +16,9 @@ import torch
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import PredictionOutput, rotate_checkpoints
 
-from ..data.feature_datasets import IndexedFeatureDataset, TwoViewCollator, videos_and_labels
+from ..data.collator import IndexedFeatureDataset, TwoViewCollator
 from ..data.hash_centers import frame_feature_statistics
+from ..data.loading import videos_and_labels
 from ..data.masking import two_view_visible_masks
 from ..model.commits import fault_point
 from ..model.configuration_s5vh import S5VHConfig
@@ -51,7 +52,7 @@ class S5VHTrainer(Trainer):
         model: The :class:`~s5vh_hf.S5VHModel` (hash centers already set).
         args: Training arguments (see :func:`s5vh_training_arguments` for the preset defaults).
         train_dataset: A feature dataset (``datasets.Dataset`` with the package schema) or an
-            :class:`~s5vh_hf.data.feature_datasets.IndexedFeatureDataset`.
+            :class:`~s5vh_hf.data.collator.IndexedFeatureDataset`.
         pseudo_labels: Cluster id of every training video ``[N]`` (from ``compute_semantic_clusters``) or a
             :class:`PseudoLabelStore`.
         eval_database, eval_queries: Optional splits for :meth:`evaluate` (retrieval mAP@K).

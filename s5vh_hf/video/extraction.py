@@ -52,7 +52,7 @@ def video_feature_columns(feature_dim: int, dtype: str = "float16"):
     """``datasets.Features`` of an extracted split: the feature schema plus ``path``, ``duration``, ``frame_times``."""
     import datasets
 
-    from ..data.feature_datasets import feature_dataset_features
+    from ..data.schema import feature_dataset_features
 
     columns = dict(feature_dataset_features(feature_dim, dtype))
     columns["path"] = datasets.Value("string")
@@ -179,9 +179,9 @@ def extract_video_features(
             rows["duration"].append(result.duration)
             rows["frame_times"].append(result.times.astype(np.float32).tolist())
             report.frames += len(features)
-        from ..data.feature_datasets import _arrow_table
+        from ..data.writing import arrow_table
 
-        table = _arrow_table(rows, schema) if rows["video_id"] else schema.empty_table()
+        table = arrow_table(rows, schema) if rows["video_id"] else schema.empty_table()
         write_file_atomically(bad_file, json.dumps(skipped, indent=1))  # first: a chunk is complete only with it
         with atomic_path(target) as temporary:
             pq.write_table(table.replace_schema_metadata(schema.metadata), temporary)

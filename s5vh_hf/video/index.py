@@ -49,7 +49,7 @@ def build_video_index(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ..data.feature_datasets import videos_and_labels
+    from ..data.loading import videos_and_labels
 
     out_dir = Path(out_dir)
     videos, _ = videos_and_labels(features, require_labels=False)
