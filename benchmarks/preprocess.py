@@ -36,7 +36,8 @@ def _write_features(path: Path, videos: int, frames: int, dim: int, classes: int
 def _preprocess(path: str, clusters: int, bits: int, queue) -> None:
     import h5py
 
-    from s5vh_hf.data.hash_centers import compute_semantic_clusters, generate_hash_centers
+    from s5vh_hf.data.clustering import compute_semantic_clusters
+    from s5vh_hf.data.hash_centers import generate_hash_centers
 
     timings = {}
     with h5py.File(path, "r") as handle:
@@ -52,7 +53,7 @@ def _preprocess(path: str, clusters: int, bits: int, queue) -> None:
     from sklearn.cluster import KMeans
 
     with h5py.File(path, "r") as handle:
-        from s5vh_hf.data.hash_centers import mean_pool
+        from s5vh_hf.data.clustering import mean_pool
 
         projected = result.project(mean_pool(handle["feats"]))
     start = time.perf_counter()

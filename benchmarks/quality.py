@@ -51,7 +51,7 @@ class MethodResult:
 
 def baseline_results(qset: QualitySet, seed: int) -> dict[str, MethodResult]:
     """The four mean-pooled baselines, fitted on the training split."""
-    from s5vh_hf.data.hash_centers import mean_pool
+    from s5vh_hf.data.clustering import mean_pool
     from s5vh_hf.retrieval.baselines import euclidean_ranking, itq_codes, lsh_codes, pca_sign_codes
     from s5vh_hf.retrieval.evaluation import evaluate_codes
     from s5vh_hf.retrieval.metrics import map_at_k, relevance_of_ranking

@@ -31,8 +31,8 @@ _EXPORTS: dict[str, str] = {
     "push_feature_dataset": "hub.datasets",
     "evaluate_codes": "retrieval.evaluation",
     "evaluate_retrieval": "retrieval.evaluation",
-    "compute_semantic_clusters": "data.hash_centers",
-    "frame_feature_statistics": "data.hash_centers",
+    "compute_semantic_clusters": "data.clustering",
+    "frame_feature_statistics": "data.clustering",
     "generate_hash_centers": "data.hash_centers",
     "load_hash_centers": "data.hash_centers",
     "save_hash_centers": "data.hash_centers",
@@ -78,38 +78,32 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from .data.collator import TwoViewCollator  # noqa: F401
-    from .data.hash_centers import (  # noqa: F401
-        clusters_and_centers,  # noqa: F401
-        compute_semantic_clusters,
-        frame_feature_statistics,
-        generate_hash_centers,
-        load_hash_centers,
-        save_hash_centers,
-    )
-    from .data.import_hdf5 import import_h5_features  # noqa: F401
-    from .data.loading import load_feature_dataset  # noqa: F401
-    from .data.writing import write_feature_split  # noqa: F401
-    from .hub.convert import convert_original_checkpoint  # noqa: F401
-    from .hub.datasets import push_feature_dataset  # noqa: F401
-    from .hub.sharing import (  # noqa: F401
+    from .data.clustering import compute_semantic_clusters, frame_feature_statistics
+    from .data.collator import TwoViewCollator
+    from .data.hash_centers import clusters_and_centers, generate_hash_centers, load_hash_centers, save_hash_centers
+    from .data.import_hdf5 import import_h5_features
+    from .data.loading import load_feature_dataset
+    from .data.writing import write_feature_split
+    from .hub.convert import convert_original_checkpoint
+    from .hub.datasets import push_feature_dataset
+    from .hub.sharing import (
         enable_remote_code,
-        push_model_folder,  # noqa: F401
+        push_model_folder,
         render_model_card,
         write_model_card,
     )
-    from .model.codes import pack_codes  # noqa: F401
-    from .model.configuration_s5vh import MODEL_SIZES, RELEASE_COMPATIBILITY, S5VHConfig  # noqa: F401
-    from .model.modeling_s5vh import S5VHModel, S5VHModelOutput, S5VHPreTrainedModel, binarize  # noqa: F401
-    from .model.selective_scan import selective_scan, selective_scan_fast, selective_scan_reference  # noqa: F401
-    from .retrieval.evaluation import evaluate_codes, evaluate_retrieval  # noqa: F401
-    from .retrieval.hamming_index import HammingIndex  # noqa: F401
-    from .training.arguments import s5vh_training_arguments  # noqa: F401
-    from .training.callbacks import RetrievalEvaluationCallback  # noqa: F401
-    from .training.health import code_health  # noqa: F401
-    from .training.pseudo_labels import PseudoLabelStore  # noqa: F401
-    from .training.trainer import S5VHTrainer  # noqa: F401
-    from .video.decoding import read_frames  # noqa: F401
-    from .video.extraction import extract_video_features  # noqa: F401
-    from .video.frame_encoders import load_frame_encoder  # noqa: F401
-    from .video.index import VideoIndex, build_video_index  # noqa: F401
+    from .model.codes import pack_codes
+    from .model.configuration_s5vh import MODEL_SIZES, RELEASE_COMPATIBILITY, S5VHConfig
+    from .model.modeling_s5vh import S5VHModel, S5VHModelOutput, S5VHPreTrainedModel, binarize
+    from .model.selective_scan import selective_scan, selective_scan_fast, selective_scan_reference
+    from .retrieval.evaluation import evaluate_codes, evaluate_retrieval
+    from .retrieval.hamming_index import HammingIndex
+    from .training.arguments import s5vh_training_arguments
+    from .training.callbacks import RetrievalEvaluationCallback
+    from .training.health import code_health
+    from .training.pseudo_labels import PseudoLabelStore
+    from .training.trainer import S5VHTrainer
+    from .video.decoding import read_frames
+    from .video.extraction import extract_video_features
+    from .video.frame_encoders import load_frame_encoder
+    from .video.index import VideoIndex, build_video_index

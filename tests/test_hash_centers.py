@@ -1,15 +1,14 @@
 import numpy as np
 import pytest
 
+from s5vh_hf.data.clustering import compute_semantic_clusters, mean_pool
 from s5vh_hf.data.hash_centers import (
-    compute_semantic_clusters,
     generate_hash_centers,
     gilbert_varshamov_distance,
     hadamard_matrix,
     hash_center_report,
     initial_hash_centers,
     load_hash_centers,
-    mean_pool,
     rescaled_semantic_similarity,
     save_hash_centers,
 )

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from s5vh_hf import S5VHModel
-from s5vh_hf.data.hash_centers import compute_semantic_clusters, generate_hash_centers
+from s5vh_hf.data.clustering import compute_semantic_clusters
+from s5vh_hf.data.hash_centers import generate_hash_centers
 from s5vh_hf.data.loading import load_feature_dataset
 from s5vh_hf.data.synthetic import make_synthetic_videos
 from s5vh_hf.data.writing import write_feature_split
@@ -96,7 +97,7 @@ def test_health_monitor_can_be_turned_off(train_split, tmp_path):
 
 
 def test_trainer_takes_feature_statistics_from_the_training_set_unless_set(train_split, tmp_path):
-    from s5vh_hf.data.hash_centers import frame_feature_statistics
+    from s5vh_hf.data.clustering import frame_feature_statistics
 
     trainer = _trainer(train_split, tmp_path, health_probe=False)
     mean, std = frame_feature_statistics(train_split)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from s5vh_hf import S5VHConfig, S5VHModel
-from s5vh_hf.data.hash_centers import frame_feature_statistics
+from s5vh_hf.data.clustering import frame_feature_statistics
 from s5vh_hf.model.configuration_s5vh import RELEASE_COMPATIBILITY
 
 from .conftest import make_tiny_config

@@ -7,7 +7,7 @@ import pytest
 from transformers import set_seed
 
 from s5vh_hf import S5VHModel, S5VHTrainer, s5vh_training_arguments
-from s5vh_hf.data.hash_centers import mean_pool
+from s5vh_hf.data.clustering import mean_pool
 from s5vh_hf.data.loading import load_feature_dataset
 from s5vh_hf.data.synthetic import make_order_dependent_videos
 from s5vh_hf.data.writing import write_feature_split

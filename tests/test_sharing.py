@@ -120,7 +120,7 @@ def test_folder_push_renders_the_card_for_the_target_repo(tmp_path, monkeypatch,
 
 
 def test_trainer_push_uploads_the_s5vh_card_and_names_the_base_model(tmp_path, monkeypatch):
-    from s5vh_hf.data.hash_centers import compute_semantic_clusters
+    from s5vh_hf.data.clustering import compute_semantic_clusters
     from s5vh_hf.data.synthetic import make_synthetic_videos
     from s5vh_hf.training.arguments import s5vh_training_arguments
     from s5vh_hf.training.trainer import S5VHTrainer

@@ -7,8 +7,9 @@ import torch
 from transformers import TrainerCallback, set_seed
 
 from s5vh_hf import S5VHModel
+from s5vh_hf.data.clustering import compute_semantic_clusters
 from s5vh_hf.data.collator import IndexedFeatureDataset, TwoViewCollator
-from s5vh_hf.data.hash_centers import compute_semantic_clusters, generate_hash_centers
+from s5vh_hf.data.hash_centers import generate_hash_centers
 from s5vh_hf.data.loading import load_feature_dataset
 from s5vh_hf.data.synthetic import make_synthetic_videos
 from s5vh_hf.data.writing import write_feature_split

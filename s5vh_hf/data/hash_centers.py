@@ -1,5 +1,5 @@
-"""Global semantics (spec §4): one clustering gives both the pseudo-labels and the semantic centers, and the
-semantic centers become binary hash centers with a guaranteed minimum Hamming distance.
+"""Global semantics, part 2: the semantic centers of the clustering (:mod:`.clustering`) become binary hash centers
+with a guaranteed minimum Hamming distance; saving and loading them.
 
 Center generation is a discrete block-coordinate search: each center in turn is improved by best-improvement
 bit flips on ``m̄ᵀb + ‖H b − t‖²`` (H the other centers, m̄ their mean, t the rescaled semantic similarities)
@@ -10,7 +10,7 @@ objective change), starting from Hadamard rows as the authors do.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,143 +19,7 @@ import numpy as np
 
 from ..model.codes import check_code_length
 from ..model.commits import write_file_atomically
-
-# --------------------------------------------------------------------------------------------------------------
-# Semantic clusters
-# --------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class SemanticClusters:
-    """Result of :func:`compute_semantic_clusters`.
-
-    Attributes:
-        pseudo_labels: ``[N]`` int64, each video's cluster (center k ↔ label k).
-        semantic_centers: ``[K, P]`` float32, L2-normalised cluster centers in PCA space.
-        pca_mean: ``[D]`` float32 and ``pca_components``: ``[P, D]`` float32, the fitted projection
-            ``z = (x − mean) @ componentsᵀ`` of mean-pooled features.
-    """
-
-    pseudo_labels: np.ndarray
-    semantic_centers: np.ndarray
-    pca_mean: np.ndarray
-    pca_components: np.ndarray
-
-    def project(self, pooled: np.ndarray) -> np.ndarray:
-        """Mean-pooled features ``[n, D]`` → PCA space ``[n, P]``."""
-        return (np.asarray(pooled, np.float32) - self.pca_mean) @ self.pca_components.T
-
-
-def _iterate_video_batches(source: Any, batch_size: int) -> Iterator[np.ndarray | list[np.ndarray]]:
-    """Yield batches of float32 videos: ``[b, T, D]`` arrays from an array-like ``[N, T, D]`` (numpy, memmap,
-    h5py), lists of ``[T_i, D]`` arrays from a list of videos or a ``datasets`` dataset with a ``features`` column
-    (read in batches, never all at once)."""
-    if hasattr(source, "iter") and hasattr(source, "column_names"):
-        if "features" not in source.column_names:
-            raise ValueError(f"dataset has no 'features' column (columns: {source.column_names})")
-        for batch in source.with_format("numpy", columns=["features"]).iter(batch_size=batch_size):
-            yield [np.asarray(v, np.float32) for v in batch["features"]]
-        return
-    if getattr(source, "ndim", None) == 3:  # numpy array, memmap or h5py dataset [N, T, D]: read in slices
-        for start in range(0, len(source), batch_size):
-            yield np.asarray(source[start : start + batch_size], dtype=np.float32)
-        return
-    videos: Sequence[np.ndarray] = source
-    for start in range(0, len(videos), batch_size):
-        yield [np.asarray(v, np.float32) for v in videos[start : start + batch_size]]
-
-
-def _iterate_pooled(source: Any, batch_size: int) -> Iterator[np.ndarray]:
-    """Yield mean-pooled features ``[b, D]`` float32 of the batches of :func:`_iterate_video_batches`."""
-    for videos in _iterate_video_batches(source, batch_size):
-        yield videos.mean(1) if isinstance(videos, np.ndarray) else np.stack([v.mean(0) for v in videos])
-
-
-def frame_feature_statistics(source: Any, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension mean and standard deviation ``[D]`` float32 over every frame of every video (the
-    statistics ``S5VHModel.set_feature_statistics`` standardises with), accumulated in float64 in one pass."""
-    total = squares = None
-    count = 0
-    for videos in _iterate_video_batches(source, batch_size):
-        frames = np.concatenate(list(videos)).astype(np.float64)
-        if not np.isfinite(frames).all():
-            raise ValueError("frame features contain NaN or Inf")
-        total = frames.sum(0) if total is None else total + frames.sum(0)
-        squares = (frames**2).sum(0) if squares is None else squares + (frames**2).sum(0)
-        count += len(frames)
-    if not count:
-        raise ValueError("no frames to compute feature statistics from")
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
-    return mean.astype(np.float32), std.astype(np.float32)
-
-
-def mean_pool(source: Any, batch_size: int = 1024) -> np.ndarray:
-    """Mean-pooled features ``[N, D]`` float32 (respecting each video's own length)."""
-    parts = list(_iterate_pooled(source, batch_size))
-    if not parts:
-        raise ValueError("no videos to cluster")
-    pooled = np.concatenate(parts)
-    bad = np.flatnonzero(~np.isfinite(pooled).all(1))
-    if len(bad):
-        raise ValueError(f"features of videos {bad[:10].tolist()} contain NaN or Inf")
-    return pooled
-
-
-def compute_semantic_clusters(
-    dataset_or_array: Any,
-    n_clusters: int,
-    pca_dim: int = 512,
-    seed: int = 0,
-    kmeans_iterations: int = 25,
-    batch_size: int = 1024,
-) -> SemanticClusters:
-    """Mean-pool, PCA and k-means (faiss) in one pass: pseudo-labels and semantic centers from one clustering.
-
-    Args:
-        dataset_or_array: Frame features ``[N, T, D]``, a list of ``[T_i, D]`` arrays, or a ``datasets``
-            dataset with a ``features`` column (streamed in batches).
-        n_clusters: K, the number of clusters (= hash centers).
-        pca_dim: P, PCA dimension (capped by N and D).
-        seed: Seed of PCA's randomised SVD and of k-means.
-    """
-    import faiss
-    from sklearn.decomposition import PCA
-
-    if not isinstance(n_clusters, (int, np.integer)) or n_clusters < 2:
-        raise ValueError(f"n_clusters must be an integer ≥ 2, got {n_clusters!r}")
-    pooled = mean_pool(dataset_or_array, batch_size)
-    n_videos = len(pooled)
-    if n_clusters > n_videos:
-        raise ValueError(f"n_clusters = {n_clusters} is larger than the number of videos ({n_videos})")
-    spread = pooled.std(0).max()
-    if not spread > 0:
-        raise ValueError("all videos have identical mean features; there is nothing to cluster")
-    components = min(pca_dim, n_videos, pooled.shape[1])
-    pca = PCA(n_components=components, svd_solver="randomized", random_state=seed)
-    projected = np.ascontiguousarray(pca.fit_transform(pooled), dtype=np.float32)
-    distinct = len(np.unique(projected.round(6), axis=0)) if n_videos <= 200_000 else n_videos
-    if distinct < n_clusters:
-        raise ValueError(f"only {distinct} distinct videos for {n_clusters} clusters")
-    kmeans = faiss.Kmeans(
-        projected.shape[1],
-        int(n_clusters),
-        niter=kmeans_iterations,
-        seed=seed,
-        verbose=False,
-        min_points_per_centroid=1,
-    )
-    kmeans.train(projected)
-    _, assignment = kmeans.index.search(projected, 1)
-    centers = kmeans.centroids.astype(np.float32)
-    centers /= np.maximum(np.linalg.norm(centers, axis=1, keepdims=True), 1e-12)
-    return SemanticClusters(
-        pseudo_labels=assignment[:, 0].astype(np.int64),
-        semantic_centers=centers,
-        pca_mean=pca.mean_.astype(np.float32),
-        pca_components=pca.components_.astype(np.float32),
-    )
-
+from .clustering import SemanticClusters, compute_semantic_clusters
 
 # --------------------------------------------------------------------------------------------------------------
 # Hash centers

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..data.hash_centers import clusters_and_centers, mean_pool
+from ..data.clustering import mean_pool
+from ..data.hash_centers import clusters_and_centers
 from ..data.loading import load_feature_dataset, videos_and_labels
 from ..data.synthetic import SyntheticVideos, make_synthetic_videos
 from ..data.writing import write_feature_split

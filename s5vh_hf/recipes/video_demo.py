@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from transformers import PrinterCallback, set_seed
 
-from ..data.hash_centers import clusters_and_centers, mean_pool
+from ..data.clustering import mean_pool
+from ..data.hash_centers import clusters_and_centers
 from ..data.loading import load_feature_dataset, videos_and_labels
 from ..model.commits import write_file_atomically
 from ..model.modeling_s5vh import S5VHModel

@@ -16,8 +16,8 @@ import torch
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import PredictionOutput, rotate_checkpoints
 
+from ..data.clustering import frame_feature_statistics
 from ..data.collator import IndexedFeatureDataset, TwoViewCollator
-from ..data.hash_centers import frame_feature_statistics
 from ..data.loading import videos_and_labels
 from ..data.masking import two_view_visible_masks
 from ..model.commits import fault_point
