@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import environment_variable, machine_description, markdown_table, median_seconds, write_section
-from s5vh_hf.model import cpu_kernels
+from s5vh_hf.model import cpu_kernels, kernel_cache
 from s5vh_hf.model.selective_scan import selective_scan_fast
 
 _OPTIMISE = ["-O3", "-ffp-contract=fast", "-fno-math-errno", "-fopenmp"]
@@ -62,7 +62,7 @@ def main() -> None:
     for name, flags in builds.items():
         with tempfile.TemporaryDirectory() as cache, environment_variable("S5VH_KERNEL_CACHE", cache):
             try:
-                kernels = cpu_kernels.CpuKernels(cpu_kernels._build_library((flags,)))
+                kernels = cpu_kernels.CpuKernels(kernel_cache.build_library((flags,)))
             except RuntimeError as error:
                 print(f"{name}: cannot build here ({str(error).splitlines()[-1]})")
                 continue

@@ -635,9 +635,9 @@ def truncated_cached_kernel(tmp: Path):
 
 @case("kernel cache")
 def planted_library_in_a_shared_cache(tmp: Path):
-    from s5vh_hf.model import cpu_kernels
+    from s5vh_hf.model import kernel_cache
 
-    compiler = cpu_kernels._compiler()
+    compiler = kernel_cache._compiler()
     if compiler is None:
         return "intact", "no compiler here: nothing is loaded from any cache"
     shared = tmp / "shared"
@@ -647,10 +647,10 @@ def planted_library_in_a_shared_cache(tmp: Path):
     source = tmp / "planted.c"
     source.write_text(f'#include <stdio.h>\n__attribute__((constructor)) static void p(void) {{ FILE *f = '
                       f'fopen("{marker}", "w"); if (f) fclose(f); }}\n')  # fmt: skip
-    for flags in cpu_kernels._FLAG_SETS:
-        target = shared / f"s5vh_scan_{cpu_kernels._library_key(compiler, flags)}.so"
+    for flags in kernel_cache._FLAG_SETS:
+        target = shared / f"s5vh_scan_{kernel_cache._library_key(compiler, flags)}.so"
         subprocess.run([compiler, "-shared", "-fPIC", str(source), "-o", str(target)], check=True)
-        Path(str(target) + ".sha256").write_text(cpu_kernels._sha256_file(target))
+        Path(str(target) + ".sha256").write_text(kernel_cache._sha256_file(target))
     result = python_process("from s5vh_hf.model.cpu_kernels import load_cpu_kernels; load_cpu_kernels()",
                             {"S5VH_KERNEL_CACHE": str(shared)})  # fmt: skip
     if marker.exists():
@@ -662,15 +662,15 @@ def planted_library_in_a_shared_cache(tmp: Path):
 
 @case("kernel cache")
 def cache_below_a_folder_others_may_write_to(tmp: Path):
-    from s5vh_hf.model import cpu_kernels
+    from s5vh_hf.model import kernel_cache
 
-    if cpu_kernels._compiler() is None:
+    if kernel_cache._compiler() is None:
         return "intact", "no compiler here: nothing is loaded from any cache"
     parent = tmp / "open-parent"
     parent.mkdir()
     os.chmod(parent, 0o777)
     (parent / "cache").mkdir(mode=0o700)
-    result = python_process("from s5vh_hf.model.cpu_kernels import kernel_cache_dir; print(kernel_cache_dir())",
+    result = python_process("from s5vh_hf.model.kernel_cache import kernel_cache_dir; print(kernel_cache_dir())",
                             {"S5VH_KERNEL_CACHE": str(parent / "cache")})  # fmt: skip
     if result.returncode != 0:
         return "crash", result.stderr.strip()[-160:]
@@ -681,26 +681,26 @@ def cache_below_a_folder_others_may_write_to(tmp: Path):
 
 @case("kernel cache")
 def library_swapped_between_check_and_load(tmp: Path):
-    from s5vh_hf.model import cpu_kernels
+    from s5vh_hf.model import kernel_cache
 
-    compiler = cpu_kernels._compiler()
+    compiler = kernel_cache._compiler()
     if compiler is None:
         return "intact", "no compiler here: nothing is loaded from any cache"
     code = f"""
     import os, subprocess
     from pathlib import Path
-    import s5vh_hf.model.cpu_kernels as k
-    flags = k._FLAG_SETS[-1]
-    k._build_library((flags,))
-    target = k.kernel_cache_dir() / f"s5vh_scan_{{k._library_key(k._compiler(), flags)}}.so"
-    descriptor = k._open_verified(target)
+    import s5vh_hf.model.kernel_cache as c
+    flags = c._FLAG_SETS[-1]
+    c.build_library((flags,))
+    target = c.kernel_cache_dir() / f"s5vh_scan_{{c._library_key(c._compiler(), flags)}}.so"
+    descriptor = c._open_verified(target)
     source = Path({str(tmp)!r}) / "planted.c"
     source.write_text('#include <stdio.h>\\n__attribute__((constructor)) static void p(void) {{ FILE *f = '
                       'fopen("{tmp}/planted-ran", "w"); if (f) fclose(f); }}\\n')
-    subprocess.run([k._compiler(), "-shared", "-fPIC", str(source), "-o", str(target) + ".new"], check=True)
+    subprocess.run([c._compiler(), "-shared", "-fPIC", str(source), "-o", str(target) + ".new"], check=True)
     os.replace(str(target) + ".new", target)
-    library = k._load_descriptor(descriptor)
-    print(hasattr(library, "s5vh_scan_forward"), k._verified(target))
+    library = c._load_descriptor(descriptor)
+    print(hasattr(library, "s5vh_scan_forward"), c._verified(target))
     """
     result = python_process(code, {"S5VH_KERNEL_CACHE": str(tmp / "cache")})
     if (tmp / "planted-ran").exists():

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from s5vh_hf import S5VHModel
 from s5vh_hf.model import cpu_kernels as kernels_module
+from s5vh_hf.model import kernel_cache
 from s5vh_hf.model.cpu_kernels import CpuKernels, causal_conv1d_silu, load_cpu_kernels
 from s5vh_hf.model.modeling_s5vh import causal_depthwise_conv
 from s5vh_hf.model.selective_scan import selective_scan, selective_scan_cpu_kernel, selective_scan_reference
@@ -162,7 +163,7 @@ def test_other_vector_widths_without_openmp(tmp_path, monkeypatch, flags, lanes)
     if platform.machine() != "x86_64":
         pytest.skip("the lane counts of these builds are x86's")
     monkeypatch.setenv("S5VH_KERNEL_CACHE", str(tmp_path))
-    kernels = CpuKernels(kernels_module._build_library(flags))
+    kernels = CpuKernels(kernel_cache.build_library(flags))
     assert not kernels.uses_openmp and not kernels.native and kernels.lanes == lanes
     monkeypatch.setattr(kernels_module, "_KERNELS", kernels)
     monkeypatch.setattr(kernels_module, "_MIN_WORK_PER_THREAD", 1)
@@ -188,7 +189,7 @@ def test_other_vector_widths_without_openmp(tmp_path, monkeypatch, flags, lanes)
 def test_auto_does_not_take_a_portable_build(tmp_path, monkeypatch):
     """A build without the CPU's vector instructions is slower than the PyTorch scan: "auto" skips it."""
     monkeypatch.setenv("S5VH_KERNEL_CACHE", str(tmp_path))
-    monkeypatch.setattr(kernels_module, "_KERNELS", CpuKernels(kernels_module._build_library(PORTABLE_FLAGS)))
+    monkeypatch.setattr(kernels_module, "_KERNELS", CpuKernels(kernel_cache.build_library(PORTABLE_FLAGS)))
     torch.manual_seed(0)
     model = S5VHModel(make_tiny_config())
     features = torch.randn(2, 6, model.config.feature_dim)
@@ -300,20 +301,20 @@ def test_cache_folder_falls_back_to_a_temporary_folder(tmp_path, monkeypatch):
     blocker.write_text("")
     monkeypatch.delenv("S5VH_KERNEL_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
-    folder = kernels_module.kernel_cache_dir()
+    folder = kernel_cache.kernel_cache_dir()
     assert not str(folder).startswith(str(blocker)) and "s5vh_hf-kernels" in folder.name
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert kernels_module.kernel_cache_dir() == tmp_path / "cache" / "s5vh_hf" / "kernels"
+    assert kernel_cache.kernel_cache_dir() == tmp_path / "cache" / "s5vh_hf" / "kernels"
 
 
 def test_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("S5VH_KERNEL_CACHE", str(tmp_path))
-    kernels_module._build_library(PORTABLE_FLAGS)
+    kernel_cache.build_library(PORTABLE_FLAGS)
     (library,) = tmp_path.glob("s5vh_scan_*.so")
     damaged = tmp_path / "damaged"
     damaged.write_bytes(b"not a shared library")
     os.replace(damaged, library)  # a new file: the library loaded above stays mapped and intact
-    kernels = CpuKernels(kernels_module._build_library(PORTABLE_FLAGS))
+    kernels = CpuKernels(kernel_cache.build_library(PORTABLE_FLAGS))
     x, weight = torch.randn(4, 2, 16), torch.randn(16, 1, 4)
     taps = weight[:, 0, :].t().contiguous()
     torch.testing.assert_close(kernels.conv_silu_forward(x, taps, None), F.silu(causal_depthwise_conv(x, weight, None)))
@@ -335,12 +336,12 @@ def test_auto_falls_back_to_pytorch_for_state_sizes_the_kernel_does_not_take(mon
 CSRC = Path(kernels_module.__file__).with_name("csrc") / "cpu_kernels.c"
 
 
-@pytest.mark.skipif(kernels_module._compiler() is None, reason="needs a C compiler")
+@pytest.mark.skipif(kernel_cache._compiler() is None, reason="needs a C compiler")
 @pytest.mark.parametrize("flags", [[], ["-fopenmp"], ["-march=native", "-DS5VH_NATIVE", "-fopenmp"]],
                          ids=["portable", "openmp", "native"])  # fmt: skip
 def test_the_c_source_compiles_without_a_warning(tmp_path, flags):
     result = subprocess.run(
-        [kernels_module._compiler(), "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-std=gnu11", *flags,
+        [kernel_cache._compiler(), "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-std=gnu11", *flags,
          str(CSRC), "-o", str(tmp_path / "k.so")],
         capture_output=True, text=True,
     )  # fmt: skip
@@ -364,7 +365,7 @@ def test_the_remote_code_copy_of_the_c_source_is_generated_from_the_c_file():
     assert C_SOURCE == CSRC.read_text()
 
 
-@pytest.mark.skipif(kernels_module._compiler() is None, reason="needs a C compiler")
+@pytest.mark.skipif(kernel_cache._compiler() is None, reason="needs a C compiler")
 def test_the_ctypes_structures_mirror_the_c_structs(tmp_path):
     """Field offsets and sizes as the C compiler lays them out, against ctypes'."""
     structures = {"s5vh_scan_call": kernels_module.ScanCall, "s5vh_conv_call": kernels_module.ConvCall}
@@ -375,7 +376,7 @@ def test_the_ctypes_structures_mirror_the_c_structs(tmp_path):
             lines.append(f'printf("{c_name} {field} %zu\\n", offsetof({c_name}, {field}));')
     lines.append("return 0; }")
     (tmp_path / "layout.c").write_text("\n".join(lines))
-    subprocess.run([kernels_module._compiler(), "-std=gnu11", str(tmp_path / "layout.c"), "-o", str(tmp_path / "layout")],
+    subprocess.run([kernel_cache._compiler(), "-std=gnu11", str(tmp_path / "layout.c"), "-o", str(tmp_path / "layout")],
                    check=True, capture_output=True)  # fmt: skip
     printed = subprocess.run([str(tmp_path / "layout")], capture_output=True, text=True, check=True).stdout.split("\n")
     c_layout = {tuple(line.split()[:2]): int(line.split()[2]) for line in printed if line}

@@ -237,6 +237,7 @@ def test_push_and_load_from_the_hub_cache_offline(tmp_path, monkeypatch, tiny_mo
                 "batching.py",
                 "codes.py",
                 "commits.py",
+                "kernel_cache.py",
                 "s5vh_card_state.json",
             ]
         )

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-import s5vh_hf.model.cpu_kernels as kernels_module
+import s5vh_hf.model.kernel_cache as cache_module
 
-pytestmark = pytest.mark.skipif(kernels_module._compiler() is None, reason="needs a C compiler")
+pytestmark = pytest.mark.skipif(cache_module._compiler() is None, reason="needs a C compiler")
 PORTABLE_FLAGS = (["-O2", "-ffp-contract=fast", "-fno-math-errno"],)
 # A library that, when dlopen()ed, leaves a marker file: proof that it was (or was not) loaded.
 PLANTED_SOURCE = """
@@ -30,24 +30,24 @@ int s5vh_lanes(void) { return 4; }
 
 
 def _target(folder: Path) -> Path:
-    key = kernels_module._library_key(kernels_module._compiler(), PORTABLE_FLAGS[0])
+    key = cache_module._library_key(cache_module._compiler(), PORTABLE_FLAGS[0])
     return folder / f"s5vh_scan_{key}.so"
 
 
 def _plant(path: Path, tmp_path: Path) -> None:
     source = tmp_path / "planted.c"
     source.write_text(PLANTED_SOURCE)
-    subprocess.run([kernels_module._compiler(), "-shared", "-fPIC", str(source), "-o", str(path)], check=True)
-    Path(str(path) + ".sha256").write_text(kernels_module._sha256_file(path))  # even a matching record beside it
+    subprocess.run([cache_module._compiler(), "-shared", "-fPIC", str(source), "-o", str(path)], check=True)
+    Path(str(path) + ".sha256").write_text(cache_module._sha256_file(path))  # even a matching record beside it
 
 
 def _load_in_subprocess(env: dict, tmp_path: Path) -> subprocess.CompletedProcess:
     script = textwrap.dedent(
         f"""
-        import logging, s5vh_hf.model.cpu_kernels as k
+        import logging, s5vh_hf.model.cpu_kernels as k, s5vh_hf.model.kernel_cache as c
         logging.basicConfig(level=logging.WARNING)
-        kernels = k.CpuKernels(k._build_library({PORTABLE_FLAGS!r}))
-        print("lanes", kernels.lanes, "folder", k.kernel_cache_dir())
+        kernels = k.CpuKernels(c.build_library({PORTABLE_FLAGS!r}))
+        print("lanes", kernels.lanes, "folder", c.kernel_cache_dir())
         """
     )
     full_env = {"PATH": os.environ["PATH"], "HF_HUB_OFFLINE": "1", "PLANTED_MARKER": str(tmp_path / "marker"), **env}
@@ -61,7 +61,7 @@ def test_the_cache_folder_is_created_owner_only(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     old_umask = os.umask(0o002)  # a permissive umask must not leak into the folder's mode
     try:
-        folder = kernels_module.kernel_cache_dir()
+        folder = cache_module.kernel_cache_dir()
     finally:
         os.umask(old_umask)
     assert folder == tmp_path / "xdg" / "s5vh_hf" / "kernels"
@@ -88,13 +88,13 @@ def test_a_folder_or_library_of_another_user_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("S5VH_KERNEL_CACHE", str(tmp_path))
     real_uid = os.getuid()
     monkeypatch.setattr(os, "getuid", lambda: real_uid + 1)  # as if the folder belonged to someone else
-    assert "belongs to user" in kernels_module._unsafe_reason(tmp_path, "dir")
-    folder = kernels_module.kernel_cache_dir()
+    assert "belongs to user" in cache_module._unsafe_reason(tmp_path, "dir")
+    folder = cache_module.kernel_cache_dir()
     assert folder != tmp_path and stat.S_IMODE(folder.stat().st_mode) == 0o700
     monkeypatch.setattr(os, "getuid", lambda: real_uid)
     link = tmp_path / "link"
     link.symlink_to(tmp_path)
-    assert "symbolic link" in kernels_module._unsafe_reason(link, "dir")
+    assert "symbolic link" in cache_module._unsafe_reason(link, "dir")
 
 
 def test_a_truncated_cached_library_is_rebuilt_without_crashing(tmp_path):
@@ -108,7 +108,7 @@ def test_a_truncated_cached_library_is_rebuilt_without_crashing(tmp_path):
     result = _load_in_subprocess({"S5VH_KERNEL_CACHE": str(cache)}, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]  # -7 (SIGBUS) before
     assert "lanes 4" in result.stdout and library.stat().st_size == size
-    assert kernels_module._verified(library)
+    assert cache_module._verified(library)
 
 
 def test_a_foreign_library_in_the_users_own_cache_is_rebuilt_not_given_up(tmp_path):
@@ -118,7 +118,7 @@ def test_a_foreign_library_in_the_users_own_cache_is_rebuilt_not_given_up(tmp_pa
     result = _load_in_subprocess({"S5VH_KERNEL_CACHE": str(cache)}, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "lanes 4" in result.stdout  # the kernels work: no silent fall-back to the slow scan
-    assert kernels_module._verified(_target(cache))
+    assert cache_module._verified(_target(cache))
     assert hasattr(__import__("ctypes").CDLL(str(_target(cache))), "s5vh_scan_forward")
 
 
@@ -126,12 +126,12 @@ def test_a_library_without_its_hash_record_is_rebuilt(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir(mode=0o700)
     assert _load_in_subprocess({"S5VH_KERNEL_CACHE": str(cache)}, tmp_path).returncode == 0
-    record = kernels_module._record_path(_target(cache))
-    assert record.parent == kernels_module.kernel_records_dir() != cache  # not beside the library it vouches for
+    record = cache_module._record_path(_target(cache))
+    assert record.parent == cache_module.kernel_records_dir() != cache  # not beside the library it vouches for
     record.unlink()
-    assert not kernels_module._verified(_target(cache))
+    assert not cache_module._verified(_target(cache))
     assert _load_in_subprocess({"S5VH_KERNEL_CACHE": str(cache)}, tmp_path).returncode == 0
-    assert record.is_file() and kernels_module._verified(_target(cache))
+    assert record.is_file() and cache_module._verified(_target(cache))
     shutil.rmtree(cache)
 
 
@@ -145,7 +145,7 @@ def test_a_cache_below_a_folder_others_may_write_to_is_refused(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"others may write to {parent}" in result.stderr and f"folder {cache}" not in result.stdout
     os.chmod(parent, 0o1777)  # with the sticky bit (as /tmp), others cannot rename what they do not own
-    assert kernels_module._unsafe_ancestor(cache) is None
+    assert cache_module._unsafe_ancestor(cache) is None
 
 
 def test_the_library_loaded_is_the_file_that_was_hashed(tmp_path, monkeypatch):
@@ -154,12 +154,12 @@ def test_the_library_loaded_is_the_file_that_was_hashed(tmp_path, monkeypatch):
     monkeypatch.setenv("S5VH_KERNEL_CACHE", str(cache))
     assert _load_in_subprocess({"S5VH_KERNEL_CACHE": str(cache)}, tmp_path).returncode == 0
     target = _target(cache)
-    descriptor = kernels_module._open_verified(target)
+    descriptor = cache_module._open_verified(target)
     assert descriptor is not None
     swapped = tmp_path / "planted.so"
     _plant(swapped, tmp_path)
     os.replace(swapped, target)  # swapped in between the check and the load
     monkeypatch.setenv("PLANTED_MARKER", str(tmp_path / "marker"))
-    library = kernels_module._load_descriptor(descriptor)  # keeps the descriptor open
+    library = cache_module._load_descriptor(descriptor)  # keeps the descriptor open
     assert hasattr(library, "s5vh_scan_forward") and not (tmp_path / "marker").exists()
-    assert not kernels_module._verified(target)  # and the planted file fails the next check
+    assert not cache_module._verified(target)  # and the planted file fails the next check
