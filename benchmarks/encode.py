@@ -37,8 +37,8 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     videos = torch.randn(args.batch, args.frames, 4096, generator=generator)
     train_videos = videos[: args.train_batch]
-    frame_mask = torch.ones(train_videos.shape[:2], dtype=torch.bool)
-    visible_1, visible_2 = two_view_visible_masks(frame_mask, 0.75, generator)
+    attention_mask = torch.ones(train_videos.shape[:2], dtype=torch.bool)
+    visible_1, visible_2 = two_view_visible_masks(attention_mask, 0.75, generator)
     pseudo_labels = torch.randint(0, 450, (args.train_batch,), generator=generator)
     results = {}
     paths = (("cpu_kernel", args.repeats), ("fast", args.repeats), ("reference", args.reference_repeats))
@@ -49,7 +49,7 @@ def main() -> None:
 
         def train_step(m=model):
             m.zero_grad(set_to_none=True)
-            loss = two_view_slg_loss(m, train_videos, frame_mask, visible_1, visible_2, pseudo_labels)
+            loss = two_view_slg_loss(m, train_videos, attention_mask, visible_1, visible_2, pseudo_labels)
             loss.total.backward()
 
         train_s = median_seconds(train_step, repeats)

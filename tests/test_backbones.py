@@ -23,7 +23,7 @@ def test_each_backbone_is_bidirectional_and_padding_invariant(mixer):
     padded[0, :5], padded[1] = short, long_
     padded[0, 5:] = 3.0
     mask = torch.arange(9)[None] < torch.tensor([[5], [9]])
-    together = model(padded, frame_mask=mask).frame_logits
+    together = model(padded, attention_mask=mask).frame_logits
     torch.testing.assert_close(together[0, :5], model(short[None]).frame_logits[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(together[1], model(long_[None]).frame_logits[0], rtol=1e-5, atol=1e-5)
 
@@ -34,13 +34,13 @@ def test_each_backbone_trains_saves_and_loads(mixer, tmp_path):
     model = S5VHModel(make_tiny_config(temporal_mixer=mixer)).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     features = torch.randn(6, 8, 24)
-    frame_mask = torch.ones(6, 8, dtype=torch.bool)
+    attention_mask = torch.ones(6, 8, dtype=torch.bool)
     visible_1 = torch.zeros(6, 8, dtype=torch.bool)
     visible_1[:, ::2] = True
     losses = []
     for _ in range(5):
         optimizer.zero_grad()
-        loss = two_view_slg_loss(model, features, frame_mask, visible_1, ~visible_1, torch.arange(6) % 6)
+        loss = two_view_slg_loss(model, features, attention_mask, visible_1, ~visible_1, torch.arange(6) % 6)
         loss.total.backward()
         optimizer.step()
         losses.append(loss.total.item())

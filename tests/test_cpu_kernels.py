@@ -240,8 +240,8 @@ def test_model_paths_agree_end_to_end():
     torch_model = S5VHModel(make_tiny_config(scan_implementation="fast"))
     torch_model.load_state_dict(kernel_model.state_dict())
     features = torch.randn(3, 9, kernel_model.config.feature_dim)
-    frame_mask = torch.tensor([[True] * 9, [True] * 6 + [False] * 3, [True] * 2 + [False] * 7])
-    outputs = [model(features, frame_mask=frame_mask) for model in (kernel_model, torch_model)]
+    attention_mask = torch.tensor([[True] * 9, [True] * 6 + [False] * 3, [True] * 2 + [False] * 7])
+    outputs = [model(features, attention_mask=attention_mask) for model in (kernel_model, torch_model)]
     torch.testing.assert_close(outputs[0].frame_logits, outputs[1].frame_logits, rtol=1e-4, atol=1e-5)
     for output in outputs:
         output.frame_logits.square().sum().backward()

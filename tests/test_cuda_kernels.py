@@ -47,12 +47,12 @@ def test_cuda_model_matches_cpu_forward_and_gradients(cpu_implementation):
     gpu_model.load_state_dict(cpu_model.state_dict())
     gpu_model.cuda()
     features = torch.randn(4, 13, config.feature_dim)
-    frame_mask = torch.ones(4, 13, dtype=torch.bool)
-    frame_mask[1, 9:] = False
-    frame_mask[3, 4:] = False
+    attention_mask = torch.ones(4, 13, dtype=torch.bool)
+    attention_mask[1, 9:] = False
+    attention_mask[3, 4:] = False
     outputs = []
     for model, device in ((cpu_model, "cpu"), (gpu_model, "cuda")):
-        output = model(features.to(device), frame_mask=frame_mask.to(device))
+        output = model(features.to(device), attention_mask=attention_mask.to(device))
         output.frame_logits.square().sum().backward()
         outputs.append(output.frame_logits.detach().cpu())
     torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-4, atol=1e-5)

@@ -45,8 +45,8 @@ def test_h5_and_mat_round_trip_to_model_forward(tmp_path, tiny_model):
     np.testing.assert_allclose(row["features"], feats[7], atol=2e-3)  # stored as float16
     batch = TwoViewCollator(0.5, seed=0)([IndexedFeatureDataset(dataset)[i] for i in (3, 9, 11)])
     assert batch["video_index"].tolist() == [3, 9, 11]
-    out1 = tiny_model(batch["features"], batch["frame_mask"], batch["visible_mask_1"])
-    out2 = tiny_model(batch["features"], batch["frame_mask"], batch["visible_mask_2"])
+    out1 = tiny_model(batch["features"], batch["attention_mask"], batch["visible_mask_1"])
+    out2 = tiny_model(batch["features"], batch["attention_mask"], batch["visible_mask_2"])
     assert out1.reconstruction.shape == out2.reconstruction.shape == (3 * 2, 24)
 
 
@@ -74,8 +74,8 @@ def test_variable_length_videos_and_streaming(tmp_path):
     first = next(iter(streamed))
     assert first["video_id"] == data.video_ids[0] and len(first["features"]) == data.lengths[0]
     batch = TwoViewCollator(0.5, seed=1)([IndexedFeatureDataset(dataset)[i] for i in range(4)])
-    assert torch.equal(batch["frame_mask"].sum(1), torch.as_tensor(data.lengths[:4]))
-    assert not (batch["visible_mask_1"] & ~batch["frame_mask"]).any()
+    assert torch.equal(batch["attention_mask"].sum(1), torch.as_tensor(data.lengths[:4]))
+    assert not (batch["visible_mask_1"] & ~batch["attention_mask"]).any()
 
 
 def test_collator_is_reproducible_and_uses_global_rng_without_seed():

@@ -85,16 +85,16 @@ def test_visible_frame_count(ratio, frames, visible):
 
 
 def test_two_views_split_one_permutation_of_the_real_frames():
-    frame_mask = torch.arange(10)[None] < torch.tensor([[10], [7], [4]])
+    attention_mask = torch.arange(10)[None] < torch.tensor([[10], [7], [4]])
     g = torch.Generator().manual_seed(0)
-    first, last = two_view_visible_masks(frame_mask, 0.5, g)
+    first, last = two_view_visible_masks(attention_mask, 0.5, g)
     for row, length in enumerate([10, 7, 4]):
         v = visible_frame_count(length, 0.5)
         assert first[row].sum() == last[row].sum() == v
         # first and last V of one permutation: they overlap only where 2V > T (odd T at ratio 0.5)
         assert (first[row] & last[row]).sum() == max(0, 2 * v - length)
         assert not (first[row] | last[row])[length:].any()
-    again = two_view_visible_masks(frame_mask, 0.5, torch.Generator().manual_seed(0))
+    again = two_view_visible_masks(attention_mask, 0.5, torch.Generator().manual_seed(0))
     assert torch.equal(again[0], first) and torch.equal(again[1], last)
-    other = two_view_visible_masks(frame_mask, 0.5, torch.Generator().manual_seed(1))
+    other = two_view_visible_masks(attention_mask, 0.5, torch.Generator().manual_seed(1))
     assert not torch.equal(other[0], first)

@@ -139,7 +139,7 @@ def test_padding_and_batch_composition_do_not_change_a_video(tiny_model, tiny_co
     padded[0, :5], padded[1] = short, long_
     padded[0, 5:] = 7.0  # garbage in the padding must not matter
     mask = torch.arange(9)[None] < torch.tensor([[5], [9]])
-    together = tiny_model(padded, frame_mask=mask)
+    together = tiny_model(padded, attention_mask=mask)
     torch.testing.assert_close(together.frame_logits[0, :5], alone, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(together.frame_logits[1], tiny_model(long_[None]).frame_logits[0], rtol=1e-5, atol=1e-5)
     codes = tiny_model.encode([short.numpy(), long_.numpy()])
@@ -151,10 +151,10 @@ def test_variable_visible_counts_with_padding(tiny_model, tiny_config):
     torch.manual_seed(4)
     D = tiny_config.feature_dim
     features = torch.randn(2, 8, D)
-    frame_mask = torch.arange(8)[None] < torch.tensor([[6], [8]])
+    attention_mask = torch.arange(8)[None] < torch.tensor([[6], [8]])
     visible = torch.tensor([[1, 0, 1, 1, 0, 0, 0, 0], [0, 1, 1, 0, 1, 0, 1, 1]], dtype=torch.bool)
-    out = tiny_model(features, frame_mask=frame_mask, visible_mask=visible)
-    assert torch.equal(out.reconstruction_mask, frame_mask & ~visible)
+    out = tiny_model(features, attention_mask=attention_mask, visible_mask=visible)
+    assert torch.equal(out.reconstruction_mask, attention_mask & ~visible)
     single = tiny_model(features[:1, :6], visible_mask=visible[:1, :6])
     torch.testing.assert_close(out.video_codes[0], single.video_codes[0])
     first_video_rows = int(out.reconstruction_mask[0].sum())
@@ -362,11 +362,11 @@ def test_forward_rejects_bad_batches(tiny_model):
         tiny_model(bad)
     padded_nan = torch.zeros(2, 3, 24)
     padded_nan[0, 2] = float("nan")
-    tiny_model(padded_nan, frame_mask=torch.tensor([[True, True, False], [True, True, True]]))  # padding is ignored
+    tiny_model(padded_nan, attention_mask=torch.tensor([[True, True, False], [True, True, True]]))  # padding is ignored
     with pytest.raises(ValueError, match="real frames first"):
-        tiny_model(torch.zeros(1, 3, 24), frame_mask=torch.tensor([[True, False, True]]))
+        tiny_model(torch.zeros(1, 3, 24), attention_mask=torch.tensor([[True, False, True]]))
     with pytest.raises(ValueError, match="no real frames"):
-        tiny_model(torch.zeros(1, 3, 24), frame_mask=torch.tensor([[False, False, False]]))
+        tiny_model(torch.zeros(1, 3, 24), attention_mask=torch.tensor([[False, False, False]]))
     with pytest.raises(ValueError, match="visible frame"):
         tiny_model(torch.zeros(1, 3, 24), visible_mask=torch.tensor([[False, False, False]]))
     tiny_model.validate_inputs = False

@@ -196,7 +196,7 @@ def test_forward_takes_attention_mask_refuses_unknown_arguments_and_returns_hidd
     alone = tiny_model(features[:1, :4])
     torch.testing.assert_close(with_mask.video_codes[0], alone.video_codes[0])
     torch.testing.assert_close(tiny_model(padded, frame_mask=mask.bool()).video_codes, with_mask.video_codes)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="older name"):
         tiny_model(features, attention_mask=mask, frame_mask=mask)
     with pytest.raises(TypeError, match="unexpected keyword"):
         tiny_model(features, atention_mask=mask)

@@ -34,7 +34,7 @@ class TwoViewCollator:
     """Collate videos into a padded batch with the two MAE views of spec §2.
 
     Input: a list of dicts with ``features`` ``[T_i, D]`` (and optionally ``video_index``). Output tensors:
-    ``features`` ``[B, T, D]`` float32, ``frame_mask`` ``[B, T]``, ``visible_mask_1`` / ``visible_mask_2``
+    ``features`` ``[B, T, D]`` float32, ``attention_mask`` ``[B, T]``, ``visible_mask_1`` / ``visible_mask_2``
     ``[B, T]`` and ``video_index`` ``[B]`` int64.
 
     Randomness comes from a private generator when ``seed`` is given, else from torch's global generator. With
@@ -74,15 +74,15 @@ class TwoViewCollator:
         dims = {v.shape[1] for v in videos}
         if len(dims) > 1:
             raise ValueError(f"examples disagree on the feature dimension: {sorted(dims)}")
-        features, frame_mask = pad_videos(videos)
+        features, attention_mask = pad_videos(videos)
         indices = [example.get("video_index", position) for position, example in enumerate(examples)]
         batch = {
             "features": features,
-            "frame_mask": frame_mask,
+            "attention_mask": attention_mask,
             "video_index": torch.tensor(indices, dtype=torch.int64),
         }
         if self.draw_views:
             batch["visible_mask_1"], batch["visible_mask_2"] = two_view_visible_masks(
-                frame_mask, self.mask_ratio, self.generator
+                attention_mask, self.mask_ratio, self.generator
             )
         return batch

@@ -14,12 +14,12 @@ def visible_frame_count(num_frames: int, mask_ratio: float) -> int:
 
 
 def two_view_visible_masks(
-    frame_mask: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
+    attention_mask: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Visible-frame masks of the two views.
 
     Args:
-        frame_mask: ``[B, T]`` bool, True at real frames (real frames first).
+        attention_mask: ``[B, T]`` bool, True at real frames (real frames first).
         mask_ratio: Fraction of each video's real frames hidden from the encoder.
         generator: Seeded generator for reproducible views.
 
@@ -27,18 +27,18 @@ def two_view_visible_masks(
         ``(visible_1, visible_2)``, each ``[B, T]`` bool with V_b = T_b − floor(mask_ratio·T_b) frames per video.
         With mask_ratio ≥ 0.5 the two views' visible sets are disjoint.
     """
-    batch, steps = frame_mask.shape
-    lengths = frame_mask.sum(1)
+    batch, steps = attention_mask.shape
+    lengths = attention_mask.sum(1)
     # Random keys with padding pushed to the end give one random permutation of each video's real frames.
-    keys = torch.rand(batch, steps, generator=generator).to(frame_mask.device)
-    keys = keys.masked_fill(~frame_mask, 2.0)
+    keys = torch.rand(batch, steps, generator=generator).to(attention_mask.device)
+    keys = keys.masked_fill(~attention_mask, 2.0)
     rank_to_frame = keys.argsort(dim=1)
     ranks = torch.empty_like(rank_to_frame).scatter_(
-        1, rank_to_frame, torch.arange(steps, device=frame_mask.device).expand(batch, steps)
+        1, rank_to_frame, torch.arange(steps, device=attention_mask.device).expand(batch, steps)
     )
     visible = torch.tensor(
-        [visible_frame_count(int(n), mask_ratio) for n in lengths.tolist()], device=frame_mask.device
+        [visible_frame_count(int(n), mask_ratio) for n in lengths.tolist()], device=attention_mask.device
     )[:, None]
     first = ranks < visible
-    last = (ranks >= lengths[:, None] - visible) & frame_mask
+    last = (ranks >= lengths[:, None] - visible) & attention_mask
     return first, last

@@ -849,13 +849,13 @@ class S5VHModel(S5VHPreTrainedModel):
         Args:
             features: ``[B, T, D]`` frame features (padded when videos differ in length).
             attention_mask: ``[B, T]`` bool or 0/1, True/1 at real frames and False/0 at padding (default: all
-                real). Real frames must come first. ``frame_mask`` is the same argument under the package's
-                older name.
+                real). Real frames must come first.
             visible_mask: ``[B, T]`` bool, True at frames the encoder may see (default: all). Masked real frames
                 are reconstructed by the decoder.
             output_hidden_states: Also return the embedded frames and every encoder block's output
                 (default: ``config.output_hidden_states``).
             return_dict: Return an :class:`S5VHModelOutput` (default) or a tuple.
+            frame_mask: The package's older name of ``attention_mask`` (still accepted).
 
         Any other keyword argument raises a ``TypeError`` (nothing is silently ignored).
         """
@@ -863,9 +863,9 @@ class S5VHModel(S5VHPreTrainedModel):
             if attention_mask is not None:
                 raise TypeError("pass the padding mask once, as attention_mask (frame_mask is its older name)")
             attention_mask = frame_mask
-        features, frame_mask = _check_batch(features, attention_mask, self.config.feature_dim, self.validate_inputs)
+        features, attention_mask = _check_batch(features, attention_mask, self.config.feature_dim, self.validate_inputs)
         features = features.to(self.dtype)
-        encoded_mask = frame_mask if visible_mask is None else frame_mask & visible_mask.to(torch.bool)
+        encoded_mask = attention_mask if visible_mask is None else attention_mask & visible_mask.to(torch.bool)
         if self.validate_inputs and not bool(encoded_mask.any(dim=1).all()):
             raise ValueError("every video needs at least one real, visible frame")
         want_states = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -875,10 +875,10 @@ class S5VHModel(S5VHPreTrainedModel):
         frame_codes, video_codes = mean_frame_code(frame_logits, encoded_mask)
         weights = encoded_mask.to(frame_logits.dtype)[:, :, None]
         center_logits = self._center_scores(video_codes) / (self.config.code_length * self.config.center_temperature)
-        reconstruction_mask = frame_mask & ~encoded_mask
+        reconstruction_mask = attention_mask & ~encoded_mask
         reconstruction = None
         if bool(reconstruction_mask.any()):
-            reconstruction = self._reconstruct(frame_codes, frame_mask, encoded_mask)
+            reconstruction = self._reconstruct(frame_codes, attention_mask, encoded_mask)
         output = S5VHModelOutput(
             video_codes=video_codes,
             frame_codes=frame_codes,
@@ -894,50 +894,50 @@ class S5VHModel(S5VHPreTrainedModel):
         return output if use_dict else output.to_tuple()
 
     def _reconstruct(
-        self, frame_codes: torch.Tensor, frame_mask: torch.Tensor, encoded_mask: torch.Tensor
+        self, frame_codes: torch.Tensor, attention_mask: torch.Tensor, encoded_mask: torch.Tensor
     ) -> torch.Tensor:
         """Decoder pass: projected codes at visible frames, mask tokens at masked ones; returns predictions
-        ``[M, D]`` of the M masked real frames, in the row-major order of ``frame_mask & ~encoded_mask``."""
+        ``[M, D]`` of the M masked real frames, in the row-major order of ``attention_mask & ~encoded_mask``."""
         batch, steps, _ = frame_codes.shape
         table = position_rows(self.decoder, steps).to(frame_codes.dtype)
         tokens = torch.where(
             encoded_mask[:, :, None], self.encoder_to_decoder(frame_codes), self.mask_token.expand(batch, steps, -1)
         )
         tokens = tokens + table[None]
-        lengths = frame_mask.sum(1)
+        lengths = attention_mask.sum(1)
         order = None
         if self.config.decoder_token_order == "visible_first":
             # Release order: visible frames, then masked ones, then padding (each group in temporal order).
-            group = torch.where(encoded_mask, 0, torch.where(frame_mask, 1, 2)).to(torch.int8)
+            group = torch.where(encoded_mask, 0, torch.where(attention_mask, 1, 2)).to(torch.int8)
             order = torch.sort(group, dim=1, stable=True).indices
             tokens = tokens.gather(1, order[:, :, None].expand_as(tokens))
         hidden = self.decoder.hidden_states(tokens, None if bool((lengths == steps).all()) else lengths)
         if order is not None:  # back to temporal order
             hidden = hidden.gather(1, order.argsort(dim=1)[:, :, None].expand_as(hidden))
-        return self.decoder.head(hidden[frame_mask & ~encoded_mask])
+        return self.decoder.head(hidden[attention_mask & ~encoded_mask])
 
-    def pseudo_label_logits(self, features: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def pseudo_label_logits(self, features: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Center scores ``[B, K]`` of the full, unmasked videos, used to refresh pseudo-labels.
 
         Paper: ``C·h̄ / (L·τ_c)`` with the hash LayerNorm. With ``config.refresh_skips_hash_norm`` (release):
         the hash LayerNorm is skipped and the scores are not scaled.
         """
-        features, frame_mask = _check_batch(features, frame_mask, self.config.feature_dim, self.validate_inputs)
+        features, attention_mask = _check_batch(features, attention_mask, self.config.feature_dim, self.validate_inputs)
         skip_norm = self.config.refresh_skips_hash_norm
-        frame_logits = self._frame_logits(features.to(self.dtype), frame_mask, apply_hash_norm=not skip_norm)
-        video_codes = mean_frame_code(frame_logits, frame_mask)[1]
+        frame_logits = self._frame_logits(features.to(self.dtype), attention_mask, apply_hash_norm=not skip_norm)
+        video_codes = mean_frame_code(frame_logits, attention_mask)[1]
         scores = self._center_scores(video_codes)
         return scores if skip_norm else scores / (self.config.code_length * self.config.center_temperature)
 
     # -- inference ---------------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def hash_batch(self, features: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def hash_batch(self, features: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """±1 video codes ``[B, L]`` (float; 0 possible only with ``sign_tie_rule="zero"``) of a padded batch,
         all frames visible: sign of the mean per-frame code."""
-        features, frame_mask = _check_batch(features, frame_mask, self.config.feature_dim, self.validate_inputs)
-        frame_logits = self._frame_logits(features.to(self.dtype), frame_mask)
-        return sign_with_tie_rule(mean_frame_code(frame_logits, frame_mask)[1], self.config.sign_tie_rule)
+        features, attention_mask = _check_batch(features, attention_mask, self.config.feature_dim, self.validate_inputs)
+        frame_logits = self._frame_logits(features.to(self.dtype), attention_mask)
+        return sign_with_tie_rule(mean_frame_code(frame_logits, attention_mask)[1], self.config.sign_tie_rule)
 
     @torch.no_grad()
     def encode(
@@ -993,8 +993,8 @@ class S5VHModel(S5VHPreTrainedModel):
             try:
                 for start in progress_bar(starts, progress, "Encoding"):
                     indices = order[start : start + batch_size]
-                    features, frame_mask = pad_videos([video_list[i] for i in indices], self.device)
-                    codes[indices] = self.hash_batch(features, frame_mask).to(torch.int8).cpu().numpy()
+                    features, attention_mask = pad_videos([video_list[i] for i in indices], self.device)
+                    codes[indices] = self.hash_batch(features, attention_mask).to(torch.int8).cpu().numpy()
             finally:
                 self.train(was_training)
         if output in ("packed", "ubinary"):
@@ -1068,11 +1068,11 @@ def validate_batch_values(features: torch.Tensor, mask: torch.Tensor) -> None:
         raise ValueError(f"features of videos {bad} contain NaN or Inf")
 
 
-def _non_finite_videos(features: torch.Tensor, frame_mask: torch.Tensor) -> list[int]:
+def _non_finite_videos(features: torch.Tensor, attention_mask: torch.Tensor) -> list[int]:
     """Indices of videos with a NaN/Inf in a real frame. One min/max pass (NaN propagates through both)."""
     low, high = torch.aminmax(features.flatten(1), dim=1)
     suspects = torch.nonzero(~(torch.isfinite(low) & torch.isfinite(high))).flatten().tolist()
-    return [i for i in suspects if not bool(torch.isfinite(features[i][frame_mask[i]]).all())]
+    return [i for i in suspects if not bool(torch.isfinite(features[i][attention_mask[i]]).all())]
 
 
 def _as_video_list(

@@ -11,7 +11,7 @@ from .losses import SLGLoss, slg_loss
 def two_view_slg_loss(
     model: S5VHModel,
     features: torch.Tensor,
-    frame_mask: torch.Tensor,
+    attention_mask: torch.Tensor,
     visible_1: torch.Tensor,
     visible_2: torch.Tensor,
     pseudo_labels: torch.Tensor,
@@ -19,8 +19,8 @@ def two_view_slg_loss(
     """SLG loss of a batch ``features`` ``[B, T, D]`` under the two visible-frame masks ``[B, T]``;
     ``pseudo_labels`` are class ids ``[B]`` or soft labels ``[B, K]``."""
     # Two passes rather than one of [2B]: concatenating the features would copy the largest tensor of the step.
-    view_1 = model(features, attention_mask=frame_mask, visible_mask=visible_1)
-    view_2 = model(features, attention_mask=frame_mask, visible_mask=visible_2)
+    view_1 = model(features, attention_mask=attention_mask, visible_mask=visible_1)
+    view_2 = model(features, attention_mask=attention_mask, visible_mask=visible_2)
     if view_1.reconstruction is None or view_2.reconstruction is None:
         raise ValueError("both views need masked frames to reconstruct; use mask_ratio > 0 and T ≥ 2")
     unwrapped = getattr(model, "module", model)  # DistributedDataParallel wraps the model

@@ -232,7 +232,7 @@ class S5VHTrainer(Trainer):
         was_training = model.training
         model.train(config.refresh_in_train_mode)  # the release refreshes with stochastic depth active
         with torch.no_grad():
-            logits = model.pseudo_label_logits(inputs["features"], inputs["frame_mask"])
+            logits = model.pseudo_label_logits(inputs["features"], inputs["attention_mask"])
         model.train(was_training)
         updated = self.pseudo_labels.refresh(index, logits, config.pseudo_label_smoothing)
         if self.accelerator.num_processes > 1:
@@ -261,10 +261,10 @@ class S5VHTrainer(Trainer):
         if "visible_mask_1" in inputs:
             visible_1, visible_2 = inputs["visible_mask_1"], inputs["visible_mask_2"]
         else:  # drawn here, from the global RNG the Trainer checkpoints, so that resumed runs draw the same views
-            frame_mask = inputs["frame_mask"]
-            visible_1, visible_2 = two_view_visible_masks(frame_mask.cpu(), unwrapped.config.mask_ratio)
-            visible_1, visible_2 = visible_1.to(frame_mask.device), visible_2.to(frame_mask.device)
-        loss = two_view_slg_loss(model, inputs["features"], inputs["frame_mask"], visible_1, visible_2, targets)
+            attention_mask = inputs["attention_mask"]
+            visible_1, visible_2 = two_view_visible_masks(attention_mask.cpu(), unwrapped.config.mask_ratio)
+            visible_1, visible_2 = visible_1.to(attention_mask.device), visible_2.to(attention_mask.device)
+        loss = two_view_slg_loss(model, inputs["features"], inputs["attention_mask"], visible_1, visible_2, targets)
         if not torch.isfinite(loss.total):
             raise FloatingPointError(
                 f"non-finite SLG loss at step {self.state.global_step} (reconstruction {loss.reconstruction.item():.4g},"
