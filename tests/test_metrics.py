@@ -18,7 +18,7 @@ from s5vh_hf.retrieval.metrics import (
 
 
 def _loop_map_at_k(query_codes, db_codes, query_labels, db_labels, k, divide_by_k=True):
-    """Direct transcription of spec §5: Hamming (L − ⟨b_db, b_q⟩)/2, stable ranking, AP@K."""
+    """Direct transcription of the published protocol: Hamming (L − ⟨b_db, b_q⟩)/2, stable ranking, AP@K."""
     L = query_codes.shape[1]
     aps = []
     for q in range(len(query_codes)):

@@ -364,33 +364,39 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    demo = command("demo", "run the end-to-end demo on the embedded synthetic dataset", _demo)
-    demo.add_argument("--out", default=DEMO_OUT, help="output folder (default s5vh-output/demo, or "
+    demo_parser = command("demo", "run the end-to-end demo on the embedded synthetic dataset", _demo)
+    demo_parser.add_argument("--out", default=DEMO_OUT, help="output folder (default s5vh-output/demo, or "
                       "s5vh-output/video-demo with --videos)")  # fmt: skip
-    demo.add_argument(
+    demo_parser.add_argument(
         "--epochs", type=positive_int, help="training epochs (default 12, about 20 s here; 40 with --videos)"
     )
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--quiet", action="store_true", help="no progress bars")
-    demo.add_argument("--videos", action="store_true", help="the raw-video demo: synthetic video files → extract → "
+    demo_parser.add_argument("--seed", type=int, default=0)
+    demo_parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo_parser.add_argument("--videos", action="store_true", help="the raw-video demo: synthetic video files → extract → "
                       "train → index → search with a video")  # fmt: skip
 
-    convert = command("convert-features", "convert HDF5 (+ .mat labels) features to parquet shards", _convert_features)
-    convert.add_argument("features", help="HDF5 file with a 'feats' dataset [N, T, D]")
-    convert.add_argument("--split", required=True, help="split name, e.g. train, database, query")
-    convert.add_argument("--out", required=True, help="dataset folder to write (data/ + README.md)")
-    convert.add_argument("--labels", help=".mat file with multi-hot labels")
-    convert.add_argument("--label-key", help="key in the .mat file (default labels, or re_label/q_label)")
-    convert.add_argument("--shard-size", type=positive_int, default=2048)
-    convert.add_argument("--dtype", choices=("float16", "float32"), default="float16")
-    convert.add_argument("--read-chunk", type=positive_int, default=64, help="videos read from the HDF5 at a time")
-    convert.add_argument("--feature-extractor", help="what produced the features, e.g. 'VGG16 fc7 (ImageNet)' "
+    convert_features_parser = command(
+        "convert-features", "convert HDF5 (+ .mat labels) features to parquet shards", _convert_features
+    )
+    convert_features_parser.add_argument("features", help="HDF5 file with a 'feats' dataset [N, T, D]")
+    convert_features_parser.add_argument("--split", required=True, help="split name, e.g. train, database, query")
+    convert_features_parser.add_argument("--out", required=True, help="dataset folder to write (data/ + README.md)")
+    convert_features_parser.add_argument("--labels", help=".mat file with multi-hot labels")
+    convert_features_parser.add_argument(
+        "--label-key", help="key in the .mat file (default labels, or re_label/q_label)"
+    )
+    convert_features_parser.add_argument("--shard-size", type=positive_int, default=2048)
+    convert_features_parser.add_argument("--dtype", choices=("float16", "float32"), default="float16")
+    convert_features_parser.add_argument(
+        "--read-chunk", type=positive_int, default=64, help="videos read from the HDF5 at a time"
+    )
+    convert_features_parser.add_argument("--feature-extractor", help="what produced the features, e.g. 'VGG16 fc7 (ImageNet)' "
                          "(recorded in the dataset card)")  # fmt: skip
 
-    pre = command("preprocess", "cluster the training videos and generate hash centers", _preprocess)
-    pre.add_argument("dataset", help="feature dataset folder or Hub repo id")
-    pre.add_argument("--split", default="train")
-    pre.add_argument(
+    preprocess_parser = command("preprocess", "cluster the training videos and generate hash centers", _preprocess)
+    preprocess_parser.add_argument("dataset", help="feature dataset folder or Hub repo id")
+    preprocess_parser.add_argument("--split", default="train")
+    preprocess_parser.add_argument(
         "--code-length",
         "--bits",
         dest="code_length",
@@ -398,125 +404,135 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="code length L (bits; --bits is the old name)",
     )
-    pre.add_argument("--clusters", type=positive_int, required=True, help="number of clusters / hash centers K")
-    pre.add_argument("--pca-dim", type=positive_int, default=512)
-    pre.add_argument("--seed", type=int, default=0)
-    pre.add_argument("--out", required=True, help="folder for hash_centers_<L>.safetensors")
+    preprocess_parser.add_argument(
+        "--clusters", type=positive_int, required=True, help="number of clusters / hash centers K"
+    )
+    preprocess_parser.add_argument("--pca-dim", type=positive_int, default=512)
+    preprocess_parser.add_argument("--seed", type=int, default=0)
+    preprocess_parser.add_argument("--out", required=True, help="folder for hash_centers_<L>.safetensors")
 
-    train = command("train", "train S5VH self-supervised on a feature dataset", _train)
-    train.add_argument("dataset", help="feature dataset folder or Hub repo id")
-    train.add_argument("--split", default="train")
-    train.add_argument("--preset", default="fcvid-64", help="config preset <dataset>-<bits> (default fcvid-64)")
-    train.add_argument("--model-size", choices=("mini", "small", "base"), help="encoder depth 1 / 6 / 12 (default: "
+    train_parser = command("train", "train S5VH self-supervised on a feature dataset", _train)
+    train_parser.add_argument("dataset", help="feature dataset folder or Hub repo id")
+    train_parser.add_argument("--split", default="train")
+    train_parser.add_argument("--preset", default="fcvid-64", help="config preset <dataset>-<bits> (default fcvid-64)")
+    train_parser.add_argument("--model-size", choices=("mini", "small", "base"), help="encoder depth 1 / 6 / 12 (default: "
                        "the preset's small, or the --config's depth)")  # fmt: skip
-    train.add_argument("--config", help="a config folder/json instead of a preset")
-    train.add_argument("--release-compatible", action="store_true",
+    train_parser.add_argument("--config", help="a config folder/json instead of a preset")
+    train_parser.add_argument("--release-compatible", action="store_true",
                        help="behave as the authors' released code instead of the package's defaults")  # fmt: skip
-    train.add_argument("--clusters", type=positive_int, help="number K of clusters / hash centers")
-    train.add_argument("--warmup-epochs", type=int, help="epoch from which pseudo-labels are refreshed")
-    train.add_argument("--mask-ratio", type=float, help="fraction of frames hidden in each view")
-    train.add_argument("--backbone", choices=("mamba", "transformer", "lstm", "gru"), help="temporal mixer")
-    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+    train_parser.add_argument("--clusters", type=positive_int, help="number K of clusters / hash centers")
+    train_parser.add_argument("--warmup-epochs", type=int, help="epoch from which pseudo-labels are refreshed")
+    train_parser.add_argument("--mask-ratio", type=float, help="fraction of frames hidden in each view")
+    train_parser.add_argument("--backbone", choices=("mamba", "transformer", "lstm", "gru"), help="temporal mixer")
+    train_parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="any S5VHConfig field, e.g. --set contrastive_weight=0.5 (repeatable)")  # fmt: skip
-    train.add_argument("--learning-rate", type=float)
-    train.add_argument("--save-total-limit", type=int, default=2, help="checkpoints kept in --out (default 2)")
-    train.add_argument("--threads", type=positive_int, help="torch threads (default: the cores this process may use)")
-    train.add_argument("--centers", help="hash_centers_<L>.safetensors from `s5vh preprocess` (default: compute)")
-    train.add_argument("--out", required=True, help="output folder (checkpoints and final model)")
-    train.add_argument("--epochs", type=float)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--max-steps", type=int)
-    train.add_argument("--logging-steps", type=positive_int, default=50)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument(
+    train_parser.add_argument("--learning-rate", type=float)
+    train_parser.add_argument("--save-total-limit", type=int, default=2, help="checkpoints kept in --out (default 2)")
+    train_parser.add_argument(
+        "--threads", type=positive_int, help="torch threads (default: the cores this process may use)"
+    )
+    train_parser.add_argument(
+        "--centers", help="hash_centers_<L>.safetensors from `s5vh preprocess` (default: compute)"
+    )
+    train_parser.add_argument("--out", required=True, help="output folder (checkpoints and final model)")
+    train_parser.add_argument("--epochs", type=float)
+    train_parser.add_argument("--batch-size", type=int)
+    train_parser.add_argument("--max-steps", type=int)
+    train_parser.add_argument("--logging-steps", type=positive_int, default=50)
+    train_parser.add_argument("--seed", type=int, default=0)
+    train_parser.add_argument(
         "--resume",
         action="store_true",
         help="continue from the last complete checkpoint in --out (same data, centers and options)",
     )
-    train.add_argument("--inexact-resume", action="store_true",
+    train_parser.add_argument("--inexact-resume", action="store_true",
                        help="--resume, also from a checkpoint without optimizer, scheduler or RNG state (not bit "
                        "for bit)")  # fmt: skip
-    train.add_argument("--drop-last", action=argparse.BooleanOptionalAction, default=None,
+    train_parser.add_argument("--drop-last", action=argparse.BooleanOptionalAction, default=None,
                        help="drop the last incomplete batch of each epoch (default: on)")  # fmt: skip
-    train.add_argument("--training-arg", action="append", metavar="NAME=VALUE",
+    train_parser.add_argument("--training-arg", action="append", metavar="NAME=VALUE",
                        help="any TrainingArguments field, e.g. --training-arg push_to_hub=true --training-arg "
                        "hub_model_id=me/s5vh --training-arg report_to=tensorboard (repeatable)")  # fmt: skip
 
-    enc = command("encode", "encode a dataset split into binary codes (resumable, multi-process)", _encode)
-    enc.add_argument("model", help="model folder or Hub repo id")
-    enc.add_argument("dataset", help="feature dataset folder or Hub repo id")
-    enc.add_argument("--split", default="database")
-    enc.add_argument("--out", required=True, help="output folder: codes.parquet (video_id, code) when done")
-    enc.add_argument("--chunk-size", type=positive_int, default=8192, help="videos per resumable chunk")
-    enc.add_argument("--batch-size", type=positive_int, default=256)
+    encode_parser = command("encode", "encode a dataset split into binary codes (resumable, multi-process)", _encode)
+    encode_parser.add_argument("model", help="model folder or Hub repo id")
+    encode_parser.add_argument("dataset", help="feature dataset folder or Hub repo id")
+    encode_parser.add_argument("--split", default="database")
+    encode_parser.add_argument("--out", required=True, help="output folder: codes.parquet (video_id, code) when done")
+    encode_parser.add_argument("--chunk-size", type=positive_int, default=8192, help="videos per resumable chunk")
+    encode_parser.add_argument("--batch-size", type=positive_int, default=256)
 
-    ev = command("evaluate", "mAP@K of a model on a dataset with the paper's protocol", _evaluate)
-    ev.add_argument("model", help="model folder or Hub repo id")
-    ev.add_argument("dataset", help="feature dataset folder or Hub repo id")
-    ev.add_argument("--protocol", default="query_database", help="query_database, all_vs_all or a dataset name")
-    ev.add_argument("--database-split", default="database")
-    ev.add_argument("--query-split", default="query")
-    ev.add_argument("--ks", default="5,20,40,60,80,100", help="capped by the database size")
-    ev.add_argument("--json", help="write the report as JSON")
-    ev.add_argument("--plot", help="write mAP@K and PR curves as PNG")
-    ev.add_argument("--record", action=argparse.BooleanOptionalAction, default=True,
+    evaluate_parser = command("evaluate", "mAP@K of a model on a dataset with the paper's protocol", _evaluate)
+    evaluate_parser.add_argument("model", help="model folder or Hub repo id")
+    evaluate_parser.add_argument("dataset", help="feature dataset folder or Hub repo id")
+    evaluate_parser.add_argument(
+        "--protocol", default="query_database", help="query_database, all_vs_all or a dataset name"
+    )
+    evaluate_parser.add_argument("--database-split", default="database")
+    evaluate_parser.add_argument("--query-split", default="query")
+    evaluate_parser.add_argument("--ks", default="5,20,40,60,80,100", help="capped by the database size")
+    evaluate_parser.add_argument("--json", help="write the report as JSON")
+    evaluate_parser.add_argument("--plot", help="write mAP@K and PR curves as PNG")
+    evaluate_parser.add_argument("--record", action=argparse.BooleanOptionalAction, default=True,
                     help="record the results in a local model folder's card (default: on)")  # fmt: skip
 
-    se = command("search", "top-k database videos for query videos", _search)
-    se.add_argument("model", metavar="MODEL_OR_INDEX", help="model folder or Hub repo id (or, with --query-video, "
+    search_parser = command("search", "top-k database videos for query videos", _search)
+    search_parser.add_argument("model", metavar="MODEL_OR_INDEX", help="model folder or Hub repo id (or, with --query-video, "
                     "an index folder from `s5vh index`)")  # fmt: skip
-    se.add_argument("dataset", nargs="?", help="feature dataset folder or Hub repo id")
-    se.add_argument("--query-video", action="append", help="a video file to search with (repeatable)")
-    se.add_argument("--with-model", help="the model, when the index's manifest does not point to it")
-    se.add_argument("--extractor", help="the frame extractor (default: the one the index records)")
-    se.add_argument("--database-split", default="database")
-    se.add_argument("--query-split", default="query")
-    se.add_argument("--k", type=positive_int, default=10)
-    se.add_argument("--limit", type=positive_int, help="only the first N queries")
-    se.add_argument("--json", help="write the results as JSON instead of printing")
-    se.add_argument("--database-codes", help="codes.parquet written by `s5vh encode` (or its --out folder) for the "
+    search_parser.add_argument("dataset", nargs="?", help="feature dataset folder or Hub repo id")
+    search_parser.add_argument("--query-video", action="append", help="a video file to search with (repeatable)")
+    search_parser.add_argument("--with-model", help="the model, when the index's manifest does not point to it")
+    search_parser.add_argument("--extractor", help="the frame extractor (default: the one the index records)")
+    search_parser.add_argument("--database-split", default="database")
+    search_parser.add_argument("--query-split", default="query")
+    search_parser.add_argument("--k", type=positive_int, default=10)
+    search_parser.add_argument("--limit", type=positive_int, help="only the first N queries")
+    search_parser.add_argument("--json", help="write the results as JSON instead of printing")
+    search_parser.add_argument("--database-codes", help="codes.parquet written by `s5vh encode` (or its --out folder) for the "
                     "database: no re-encoding")  # fmt: skip
 
-    ex = command("extract", "extract frame features from video files into a feature dataset", _extract)
-    ex.add_argument("videos", help="a folder of videos (recursive), a .txt list of paths, one video, or (with "
+    extract_parser = command("extract", "extract frame features from video files into a feature dataset", _extract)
+    extract_parser.add_argument("videos", help="a folder of videos (recursive), a .txt list of paths, one video, or (with "
                     "--path-split) a Hub/local dataset with a path column")  # fmt: skip
-    ex.add_argument("--path-split", help="read VIDEOS as a dataset and take the video paths of this split")
-    ex.add_argument("--extractor", default="vgg16", help="vgg16 (4096-d, FCVID/UCF101/HMDB51), resnet50 (2048-d, "
+    extract_parser.add_argument("--path-split", help="read VIDEOS as a dataset and take the video paths of this split")
+    extract_parser.add_argument("--extractor", default="vgg16", help="vgg16 (4096-d, FCVID/UCF101/HMDB51), resnet50 (2048-d, "
                     "ActivityNet), dinov2, clip, or any Hub id / local folder")  # fmt: skip
-    ex.add_argument("--out", required=True, help="feature dataset folder")
-    ex.add_argument("--split", default="train")
-    ex.add_argument("--frames", type=positive_int, default=25, help="frames sampled per video (25; 30 for ActivityNet)")
-    ex.add_argument("--fps", type=float, help="sample this many frames per second instead of --frames")
-    ex.add_argument("--labels", help="JSON file: video path (relative to the folder) → class id(s)")
-    ex.add_argument("--chunk-size", type=positive_int, default=64, help="videos per resumable chunk")
-    ex.add_argument("--batch-frames", type=positive_int, default=128, help="frames per encoder call")
-    ex.add_argument(
+    extract_parser.add_argument("--out", required=True, help="feature dataset folder")
+    extract_parser.add_argument("--split", default="train")
+    extract_parser.add_argument(
+        "--frames", type=positive_int, default=25, help="frames sampled per video (25; 30 for ActivityNet)"
+    )
+    extract_parser.add_argument("--fps", type=float, help="sample this many frames per second instead of --frames")
+    extract_parser.add_argument("--labels", help="JSON file: video path (relative to the folder) → class id(s)")
+    extract_parser.add_argument("--chunk-size", type=positive_int, default=64, help="videos per resumable chunk")
+    extract_parser.add_argument("--batch-frames", type=positive_int, default=128, help="frames per encoder call")
+    extract_parser.add_argument(
         "--decode-workers", type=positive_int, default=2, help="decoding threads (they overlap the encoder)"
     )
 
-    ix = command("index", "build a Hamming index of a video collection (extracting features when given videos)",
+    index_parser = command("index", "build a Hamming index of a video collection (extracting features when given videos)",
                  _index)  # fmt: skip
-    ix.add_argument("model", help="model folder or Hub repo id")
-    ix.add_argument("source", help="a folder of videos, or a feature dataset folder")
-    ix.add_argument("--out", required=True, help="index folder")
-    ix.add_argument("--extractor", help="frame extractor for video files (see `s5vh extract`)")
-    ix.add_argument("--split", default="database")
-    ix.add_argument("--frames", type=positive_int, default=25)
-    ix.add_argument("--decode-workers", type=positive_int, default=2)
+    index_parser.add_argument("model", help="model folder or Hub repo id")
+    index_parser.add_argument("source", help="a folder of videos, or a feature dataset folder")
+    index_parser.add_argument("--out", required=True, help="index folder")
+    index_parser.add_argument("--extractor", help="frame extractor for video files (see `s5vh extract`)")
+    index_parser.add_argument("--split", default="database")
+    index_parser.add_argument("--frames", type=positive_int, default=25)
+    index_parser.add_argument("--decode-workers", type=positive_int, default=2)
 
-    push = command("push", "push a saved model (with its model card) to the Hub", _push)
-    push.add_argument("model", help="model folder")
-    push.add_argument("repo_id", help="target repo, e.g. me/s5vh-fcvid-64")
-    push.add_argument("--private", action="store_true")
-    push.add_argument("--token")
+    push_parser = command("push", "push a saved model (with its model card) to the Hub", _push)
+    push_parser.add_argument("model", help="model folder")
+    push_parser.add_argument("repo_id", help="target repo, e.g. me/s5vh-fcvid-64")
+    push_parser.add_argument("--private", action="store_true")
+    push_parser.add_argument("--token")
 
-    conv = command(
+    convert_checkpoint_parser = command(
         "convert-checkpoint", "convert an authors' .pth checkpoint to a Hugging Face model", _convert_checkpoint
     )
-    conv.add_argument("checkpoint", help="<dataset>_<bits>.pth from the authors' release")
-    conv.add_argument("--preset", required=True, help="preset of the checkpoint, e.g. fcvid-64")
-    conv.add_argument("--centers", help="hash_center_<L>.h5 of the release (optional)")
-    conv.add_argument("--out", required=True, help="output folder")
+    convert_checkpoint_parser.add_argument("checkpoint", help="<dataset>_<bits>.pth from the authors' release")
+    convert_checkpoint_parser.add_argument("--preset", required=True, help="preset of the checkpoint, e.g. fcvid-64")
+    convert_checkpoint_parser.add_argument("--centers", help="hash_center_<L>.h5 of the release (optional)")
+    convert_checkpoint_parser.add_argument("--out", required=True, help="output folder")
     return parser
 
 

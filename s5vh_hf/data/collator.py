@@ -31,7 +31,7 @@ class IndexedFeatureDataset(torch.utils.data.Dataset):
 
 
 class TwoViewCollator:
-    """Collate videos into a padded batch with the two MAE views of spec §2.
+    """Collate videos into a padded batch with the two MAE views of the paper's masked-autoencoder training.
 
     Input: a list of dicts with ``features`` ``[T_i, D]`` (and optionally ``video_index``). Output tensors:
     ``features`` ``[B, T, D]`` float32, ``attention_mask`` ``[B, T]``, ``visible_mask_1`` / ``visible_mask_2``

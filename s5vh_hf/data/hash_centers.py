@@ -27,7 +27,7 @@ from .clustering import SemanticClusters, compute_semantic_clusters
 
 
 def gilbert_varshamov_distance(code_length: int, n_centers: int) -> int:
-    """Smallest d with Σ_{j<d} C(L, j) ≥ 2^L / K (spec §4)."""
+    """Smallest d with Σ_{j<d} C(L, j) ≥ 2^L / K (the paper's hash-center construction)."""
     target = 2**code_length / n_centers
     volume = 0
     for d in range(1, code_length + 2):
@@ -48,7 +48,7 @@ def hadamard_matrix(order: int) -> np.ndarray:
 
 
 def initial_hash_centers(n_centers: int, code_length: int, rng: np.random.Generator) -> np.ndarray:
-    """Rows of H_L and −H_L, then random balanced ±1 rows when K > 2L (spec §4 step 3). ``int8`` ``[K, L]``."""
+    """Rows of H_L and −H_L, then random balanced ±1 rows when K > 2L (the paper's construction, as the authors' code does it). ``int8`` ``[K, L]``."""
     hadamard = hadamard_matrix(code_length)
     pool = np.concatenate([hadamard, -hadamard])
     if n_centers <= len(pool):
@@ -183,7 +183,7 @@ def generate_hash_centers(
     restarts_per_center: int = 20,
     semantic_sweeps: int = 3,
 ) -> HashCenters:
-    """Binary hash centers ``{−1, +1}^{K×L}`` for semantic centers ``[K, P]`` (spec §4).
+    """Binary hash centers ``{−1, +1}^{K×L}`` for semantic centers ``[K, P]`` (the paper's hash-center construction).
 
     The GV distance d is a hard constraint; semantic consistency (center inner products tracking the rescaled
     semantic similarities) and spread (away from the other centers' mean) are the objective. Deterministic for

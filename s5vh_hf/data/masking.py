@@ -1,4 +1,4 @@
-"""MAE-style two-view masking (spec §2): one random permutation of each video's real frames; view 1 keeps the
+"""MAE-style two-view masking (the paper's masked-autoencoder views): one random permutation of each video's real frames; view 1 keeps the
 first V, view 2 the last V, V = T − floor(mask_ratio · T)."""
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ class ConvCall(ctypes.Structure):
 
 
 KernelDeltaProjection = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]
-"""``(dt [T, b, R], weight_t [R, E], bias [E] or None)``: Mamba's low-rank Δ projection in the C kernel's layout
+"""``(dt [T, b, R], weight_transposed [R, E], bias [E] or None)``: Mamba's low-rank Δ projection in the C kernel's layout
 (time-major, the weight transposed), fused into the scan. The public layout is
 :data:`~s5vh_hf.model.selective_scan.DeltaProjection`, which ``selective_scan_cpu_kernel`` turns into this one."""
 
@@ -88,7 +88,7 @@ KernelDeltaProjection = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]
 def _scan_call(
     u: torch.Tensor,
     delta: torch.Tensor | None,
-    A2_t: torch.Tensor,
+    A2_transposed: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
     D: torch.Tensor | None,
@@ -97,11 +97,11 @@ def _scan_call(
     projection: KernelDeltaProjection | None,
 ) -> ScanCall:
     steps, batch, inner = u.shape
-    dt, weight_t, bias = projection if projection is not None else (None, None, None)
+    dt, weight_transposed, bias = projection if projection is not None else (None, None, None)
     return ScanCall(
-        steps=steps, batch=batch, inner=inner, state=A2_t.shape[0], rank=dt.shape[-1] if dt is not None else 0,
-        u=u.data_ptr(), delta=_pointer(delta), A2=A2_t.data_ptr(), B=B.data_ptr(), C=C.data_ptr(), D=_pointer(D),
-        z=_pointer(z), dt=_pointer(dt), dt_weight_t=_pointer(weight_t), dt_bias=_pointer(bias),
+        steps=steps, batch=batch, inner=inner, state=A2_transposed.shape[0], rank=dt.shape[-1] if dt is not None else 0,
+        u=u.data_ptr(), delta=_pointer(delta), A2=A2_transposed.data_ptr(), B=B.data_ptr(), C=C.data_ptr(), D=_pointer(D),
+        z=_pointer(z), dt=_pointer(dt), dt_weight_t=_pointer(weight_transposed), dt_bias=_pointer(bias),
         softplus=int(softplus),
     )  # fmt: skip
 
@@ -170,7 +170,7 @@ class CpuKernels:
         self,
         u: torch.Tensor,
         delta: torch.Tensor | None,
-        A2_t: torch.Tensor,
+        A2_transposed: torch.Tensor,
         B: torch.Tensor,
         C: torch.Tensor,
         D: torch.Tensor | None,
@@ -178,17 +178,17 @@ class CpuKernels:
         softplus: bool,
         projection: KernelDeltaProjection | None = None,
     ) -> torch.Tensor:
-        """Time-major, contiguous float32: ``u``, ``delta``, ``z`` ``[T, b, E]``; ``A2_t`` = A·log2(e) as
+        """Time-major, contiguous float32: ``u``, ``delta``, ``z`` ``[T, b, E]``; ``A2_transposed`` = A·log2(e) as
         ``[N, E]``; ``B``, ``C`` ``[T, b, N]``; ``D`` ``[E]``. Returns ``(y + D·u) ⊙ silu(z)`` ``[T, b, E]``,
         with ``Δ = softplus(delta)`` when ``softplus`` is set. With ``projection`` = ``(dt [T, b, R],
-        weight_t [R, E], bias [E] or None)``, ``delta = dt · weight_t + bias`` is computed in the kernel and
+        weight_transposed [R, E], bias [E] or None)``, ``delta = dt · weight_transposed + bias`` is computed in the kernel and
         ``delta`` is not read (pass ``None``)."""
         steps, batch, inner = u.shape
         out = torch.empty_like(u)
-        call = _scan_call(u, delta, A2_t, B, C, D, z, softplus, projection)
+        call = _scan_call(u, delta, A2_transposed, B, C, D, z, softplus, projection)
         call.out = out.data_ptr()
         items = batch * -(-inner // self.lanes)
-        threads = self._thread_count(items, steps * A2_t.shape[0])
+        threads = self._thread_count(items, steps * A2_transposed.shape[0])
         self._run(self._functions["s5vh_scan_forward"], call, items, threads)
         return out
 
@@ -197,7 +197,7 @@ class CpuKernels:
         grad_out: torch.Tensor,
         u: torch.Tensor,
         delta: torch.Tensor | None,
-        A2_t: torch.Tensor,
+        A2_transposed: torch.Tensor,
         B: torch.Tensor,
         C: torch.Tensor,
         D: torch.Tensor | None,
@@ -209,7 +209,7 @@ class CpuKernels:
         ``D``/``z``); ``ddelta`` is with respect to the raw input (before softplus; the projection's output when
         ``projection`` is given)."""
         steps, batch, inner = u.shape
-        state = A2_t.shape[0]
+        state = A2_transposed.shape[0]
         items = batch * -(-inner // self.lanes)
         slots = self._thread_count(items, 3 * steps * state)
         grad_u, grad_delta = torch.empty_like(u), torch.empty_like(u)
@@ -220,7 +220,7 @@ class CpuKernels:
         grad_A = u.new_zeros(slots, state, inner)
         grad_D = u.new_zeros(slots, inner)
         scratch = u.new_empty(slots, steps * state * self.lanes)
-        call = _scan_call(u, delta, A2_t, B, C, D, z, softplus, projection)
+        call = _scan_call(u, delta, A2_transposed, B, C, D, z, softplus, projection)
         call.dout, call.du, call.ddelta, call.dz = (
             grad_out.data_ptr(),
             grad_u.data_ptr(),

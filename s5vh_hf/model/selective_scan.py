@@ -127,7 +127,7 @@ def _time_major(*tensors: torch.Tensor) -> list[torch.Tensor]:
 def _scan_states_forward(
     delta_t: torch.Tensor,
     drive_scale_t: torch.Tensor,
-    A2_t: torch.Tensor,
+    A2_transposed: torch.Tensor,
     B_t: torch.Tensor,
     C_t: torch.Tensor,
     y_t: torch.Tensor | None,
@@ -137,21 +137,21 @@ def _scan_states_forward(
 ) -> torch.Tensor:
     """Run the recurrence on one block of sequences (time-major inputs); returns the final state.
 
-    ``delta_t``, ``drive_scale_t`` (= Δ·u) ``[T, c, E]``; ``A2_t`` = A·log2(e) transposed ``[N, E]``;
+    ``delta_t``, ``drive_scale_t`` (= Δ·u) ``[T, c, E]``; ``A2_transposed`` = A·log2(e) transposed ``[N, E]``;
     ``B_t``, ``C_t`` ``[T, c, N]``. Writes ``y_t`` ``[T, c, E]`` (without the D term) when given, and every
     state / decay into ``states`` / ``decays`` ``[T, c, N, E]`` when given (for the backward pass). The state
     starts at ``initial_state`` ``[c, N, E]`` (zeros by default).
     """
     steps, chunk, inner = delta_t.shape
     if initial_state is None:
-        state = delta_t.new_zeros(chunk, A2_t.shape[0], inner)
+        state = delta_t.new_zeros(chunk, A2_transposed.shape[0], inner)
     else:
         state = initial_state.clone()
-    decay = delta_t.new_empty(chunk, A2_t.shape[0], inner)
+    decay = delta_t.new_empty(chunk, A2_transposed.shape[0], inner)
     for t in range(steps):
         if decays is not None:
             decay = decays[t]
-        torch.mul(delta_t[t, :, None, :], A2_t, out=decay)
+        torch.mul(delta_t[t, :, None, :], A2_transposed, out=decay)
         decay.exp2_()
         state.mul_(decay)
         state.addcmul_(B_t[t, :, :, None], drive_scale_t[t, :, None, :])
@@ -178,17 +178,17 @@ class _FastSelectiveScan(torch.autograd.Function):
 def _fast_forward(u, delta, A, B, C, D) -> torch.Tensor:
     """Time-major forward: ``u``, ``delta`` ``[T, b, E]``, ``B``, ``C`` ``[T, b, N]`` → ``y`` ``[T, b, E]``."""
     steps, batch, inner = u.shape
-    A2_t = (A * _LOG2_E).t().contiguous()
+    A2_transposed = (A * _LOG2_E).t().contiguous()
     drive = delta * u
     segments = _segment_count(steps, batch)
     if segments > 1:
-        y = _segmented_forward(delta, drive, A2_t, B, C, segments)
+        y = _segmented_forward(delta, drive, A2_transposed, B, C, segments)
     else:
         y = u.new_empty(steps, batch, inner)
         chunk = _chunk_size(batch, inner, A.shape[1])
         for start in range(0, batch, chunk):
             block = slice(start, start + chunk)
-            _scan_states_forward(delta[:, block], drive[:, block], A2_t, B[:, block], C[:, block], y[:, block])
+            _scan_states_forward(delta[:, block], drive[:, block], A2_transposed, B[:, block], C[:, block], y[:, block])
     return y.addcmul_(u, D) if D is not None else y
 
 
@@ -204,7 +204,7 @@ def _segment_count(steps: int, batch: int) -> int:
     return max(1, min(_TARGET_PARALLEL_SEQUENCES // batch, steps // _MIN_SEGMENT_STEPS))
 
 
-def _segmented_forward(delta, drive, A2_t, B, C, segments: int) -> torch.Tensor:
+def _segmented_forward(delta, drive, A2_transposed, B, C, segments: int) -> torch.Tensor:
     """Exact scan of long sequences as ``segments`` time segments run side by side (a two-level scan).
 
     Pass 1 scans every segment from a zero state; a short sequential pass then carries the state across
@@ -215,7 +215,7 @@ def _segmented_forward(delta, drive, A2_t, B, C, segments: int) -> torch.Tensor:
     steps, batch, inner = delta.shape
     length = -(-steps // segments)
     padded = length * segments
-    n_state = A2_t.shape[0]
+    n_state = A2_transposed.shape[0]
 
     def split(x: torch.Tensor) -> torch.Tensor:  # [T, b, X] → [length, segments·b, X]
         if padded != steps:  # Δ = 0 and no input past the end: the state passes through unchanged
@@ -223,14 +223,14 @@ def _segmented_forward(delta, drive, A2_t, B, C, segments: int) -> torch.Tensor:
         return x.view(segments, length, batch, x.shape[-1]).transpose(0, 1).reshape(length, segments * batch, -1)
 
     delta_s, drive_s, B_s, C_s = split(delta), split(drive), split(B), split(C)
-    ends = _scan_states_forward(delta_s, drive_s, A2_t, B_s, C_s, None).view(segments, batch, n_state, inner)
-    total_decay = torch.exp2(delta_s.sum(0)[:, None, :] * A2_t).view(segments, batch, n_state, inner)
+    ends = _scan_states_forward(delta_s, drive_s, A2_transposed, B_s, C_s, None).view(segments, batch, n_state, inner)
+    total_decay = torch.exp2(delta_s.sum(0)[:, None, :] * A2_transposed).view(segments, batch, n_state, inner)
     starts = torch.zeros_like(ends)
     for p in range(1, segments):
         torch.addcmul(ends[p - 1], total_decay[p - 1], starts[p - 1], out=starts[p])
     y_s = delta.new_empty(length, segments * batch, inner)
     _scan_states_forward(
-        delta_s, drive_s, A2_t, B_s, C_s, y_s, initial_state=starts.view(segments * batch, n_state, inner)
+        delta_s, drive_s, A2_transposed, B_s, C_s, y_s, initial_state=starts.view(segments * batch, n_state, inner)
     )
     y = y_s.view(length, segments, batch, inner).transpose(0, 1).reshape(padded, batch, inner)
     return y[:steps].contiguous()
@@ -244,7 +244,7 @@ def _fast_backward(grad_y, u, delta, A, B, C, D):
     """
     steps, batch, inner = u.shape
     n_state = A.shape[1]
-    A2_t = (A * _LOG2_E).t().contiguous()
+    A2_transposed = (A * _LOG2_E).t().contiguous()
     A_t = A.t().contiguous()
     grad_y = grad_y.contiguous()
     drive = delta * u
@@ -252,7 +252,7 @@ def _fast_backward(grad_y, u, delta, A, B, C, D):
     grad_delta = torch.empty_like(drive)
     grad_B = torch.empty_like(B)
     grad_C = torch.empty_like(C)
-    grad_A_t = torch.zeros_like(A2_t)  # [N, E]
+    grad_A_t = torch.zeros_like(A2_transposed)  # [N, E]
     # A backward block stores three state histories, so it is sized on T · N · E.
     chunk = max(1, min(batch, (4 * _STATE_ELEMENTS_PER_CHUNK) // (steps * n_state * inner)))
     for start in range(0, batch, chunk):
@@ -260,7 +260,9 @@ def _fast_backward(grad_y, u, delta, A, B, C, D):
         width = min(chunk, batch - start)
         states = u.new_empty(steps, width, n_state, inner)
         decays = u.new_empty(steps, width, n_state, inner)
-        _scan_states_forward(delta[:, block], drive[:, block], A2_t, B[:, block], C[:, block], None, states, decays)
+        _scan_states_forward(
+            delta[:, block], drive[:, block], A2_transposed, B[:, block], C[:, block], None, states, decays
+        )
         gy, B_blk, C_blk = grad_y[:, block], B[:, block], C[:, block]
         # Adjoint recurrence: g_t = C_t ⊗ ∂y_t + a_{t+1} ⊙ g_{t+1}; grad_states[t] = g_t.
         grad_states = u.new_empty(steps, width, n_state, inner)
@@ -325,19 +327,19 @@ def _fast_scan(u, delta, A, B, C, D, time_major: bool) -> torch.Tensor:
 class _KernelSelectiveScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, softplus, dt, dt_weight, dt_bias):  # noqa: D102 - see below
-        A2_t = (A * _LOG2_E).t().contiguous()  # the kernel's layout of A, kept for the backward pass
-        weight_t = dt_weight.t().contiguous() if dt is not None else None
-        ctx.save_for_backward(u, delta, A2_t, B, C, D, z, dt, dt_weight, weight_t, dt_bias)
+        A2_transposed = (A * _LOG2_E).t().contiguous()  # the kernel's layout of A, kept for the backward pass
+        weight_transposed = dt_weight.t().contiguous() if dt is not None else None
+        ctx.save_for_backward(u, delta, A2_transposed, B, C, D, z, dt, dt_weight, weight_transposed, dt_bias)
         ctx.softplus = softplus
-        projection = None if dt is None else (dt, weight_t, dt_bias)
-        return load_cpu_kernels().scan_forward(u, delta, A2_t, B, C, D, z, softplus, projection)
+        projection = None if dt is None else (dt, weight_transposed, dt_bias)
+        return load_cpu_kernels().scan_forward(u, delta, A2_transposed, B, C, D, z, softplus, projection)
 
     @staticmethod
     def backward(ctx, grad_out):  # noqa: D102
-        u, delta, A2_t, B, C, D, z, dt, dt_weight, weight_t, dt_bias = ctx.saved_tensors
-        projection = None if dt is None else (dt, weight_t, dt_bias)
+        u, delta, A2_transposed, B, C, D, z, dt, dt_weight, weight_transposed, dt_bias = ctx.saved_tensors
+        projection = None if dt is None else (dt, weight_transposed, dt_bias)
         grad_u, grad_delta, grad_A, grad_B, grad_C, grad_D, grad_z = load_cpu_kernels().scan_backward(
-            grad_out.contiguous(), u, delta, A2_t, B, C, D, z, ctx.softplus, projection
+            grad_out.contiguous(), u, delta, A2_transposed, B, C, D, z, ctx.softplus, projection
         )
         if dt is None:
             return grad_u, grad_delta, grad_A, grad_B, grad_C, grad_D, grad_z, None, None, None, None

@@ -1,4 +1,4 @@
-"""The published retrieval protocol (spec §5): encode, rank by Hamming distance, score mAP@K and friends."""
+"""The published retrieval protocol (the paper's protocol (README, *Reproducing the paper's protocol*)): encode, rank by Hamming distance, score mAP@K and friends."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ class RetrievalReport:
 
 
 def resolve_protocol(protocol: str) -> str:
-    """``"all_vs_all"``, ``"query_database"``, or a dataset name of spec §5."""
+    """``"all_vs_all"``, ``"query_database"``, or a dataset name of the paper's protocol (README, *Reproducing the paper's protocol*)."""
     if protocol in ("all_vs_all", "query_database"):
         return protocol
     if protocol in DATASET_PROTOCOLS:

@@ -1,4 +1,4 @@
-"""Retrieval metrics on rankings, codes and labels (spec §5). Pure functions; nothing here sees a model.
+"""Retrieval metrics on rankings, codes and labels (the paper's protocol (README, *Reproducing the paper's protocol*)). Pure functions; nothing here sees a model.
 
 Relevance: a database item is relevant to a query when they share at least one label (multi-hot labels).
 ``map_at_k`` follows the video-hashing literature and divides by K:

@@ -1,4 +1,4 @@
-"""The self-local-global (SLG) loss of S5VH as pure functions (spec §3)."""
+"""The self-local-global (SLG) loss of S5VH as pure functions (the paper's self-local-global objective)."""
 
 from __future__ import annotations
 

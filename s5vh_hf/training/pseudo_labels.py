@@ -16,7 +16,7 @@ PSEUDO_LABELS_FILE = "pseudo_labels.safetensors"
 
 
 class PseudoLabelStore:
-    """Per-video soft pseudo-labels ``[N, K]`` (spec §3), initialised one-hot from the clustering.
+    """Per-video soft pseudo-labels ``[N, K]`` (the paper's self-local-global objective), initialised one-hot from the clustering.
 
     ``refresh`` applies ``y ← (1 − s)·y + s·softmax(logits)`` to a batch of videos and returns the new labels.
     """

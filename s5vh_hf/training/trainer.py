@@ -223,7 +223,7 @@ class S5VHTrainer(Trainer):
     # -- loss ----------------------------------------------------------------------------------------------------
 
     def _pseudo_label_targets(self, model: S5VHModel, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Targets ``[B, K]``: the stored labels, refreshed from the warm-up epoch on (spec §3)."""
+        """Targets ``[B, K]``: the stored labels, refreshed from the warm-up epoch on (the paper's self-local-global objective)."""
         index = inputs["video_index"]
         config = model.config
         epoch = int(self.state.epoch or 0)
