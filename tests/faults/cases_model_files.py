@@ -1,0 +1,71 @@
+"""Model folders: empty, truncated and mismatched weights and configs; pickles in .pth files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .harness import case, cli, expect_clear, saved_model, write_split
+
+
+@case("load model")
+def empty_weights_file(tmp: Path):
+    model = saved_model(tmp / "m")
+    (model / "model.safetensors").write_bytes(b"")
+    write_split(tmp / "ds", "database", 4)
+    return expect_clear(*cli("encode", str(model), str(tmp / "ds"), "--out", str(tmp / "c")), "safetensors")
+
+
+@case("load model")
+def truncated_weights_file(tmp: Path):
+    model = saved_model(tmp / "m")
+    data = (model / "model.safetensors").read_bytes()
+    (model / "model.safetensors").write_bytes(data[: len(data) // 2])
+    write_split(tmp / "ds", "database", 4)
+    return expect_clear(*cli("encode", str(model), str(tmp / "ds"), "--out", str(tmp / "c")), "safetensors")
+
+
+@case("load model")
+def config_that_does_not_match_the_weights(tmp: Path):
+    model = saved_model(tmp / "m")
+    config = json.loads((model / "config.json").read_text())
+    config["hidden_size"] = 32
+    (model / "config.json").write_text(json.dumps(config))
+    write_split(tmp / "ds", "database", 4)
+    return expect_clear(*cli("encode", str(model), str(tmp / "ds"), "--out", str(tmp / "c")), "config.json")
+
+
+@case("load model")
+def config_with_more_blocks_than_the_weights(tmp: Path):
+    model = saved_model(tmp / "m")
+    config = json.loads((model / "config.json").read_text())
+    config["encoder_depth"] = 2  # the second block would start from random weights
+    (model / "config.json").write_text(json.dumps(config))
+    write_split(tmp / "ds", "database", 4)
+    return expect_clear(*cli("encode", str(model), str(tmp / "ds"), "--out", str(tmp / "c")), "lacks tensors")
+
+
+@case("load model")
+def truncated_config_json(tmp: Path):
+    model = saved_model(tmp / "m")
+    text = (model / "config.json").read_text()
+    (model / "config.json").write_text(text[: len(text) // 2])
+    write_split(tmp / "ds", "database", 4)
+    return expect_clear(*cli("encode", str(model), str(tmp / "ds"), "--out", str(tmp / "c")))
+
+
+@case("convert checkpoint")
+def pickle_with_code_in_a_pth(tmp: Path):
+    import pickle
+
+    marker = tmp / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (tmp / "evil.pth").write_bytes(pickle.dumps({"state_dict": Payload()}))
+    outcome = expect_clear(*cli("convert-checkpoint", str(tmp / "evil.pth"), "--preset", "ucf101-16",
+                                "--out", str(tmp / "out")))  # fmt: skip
+    return ("lost", "the pickle ran code") if marker.exists() else outcome
