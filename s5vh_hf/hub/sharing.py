@@ -226,9 +226,8 @@ def push_model(
     """Save ``model`` with its card rendered for ``repo_id`` (plus ``tags``) into a temporary folder and upload
     it (what ``S5VHModel.push_to_hub`` does). Returns the commit URL."""
     with tempfile.TemporaryDirectory() as folder:
-        model.save_pretrained(folder, max_shard_size=max_shard_size, model_card_repo_id=repo_id)
-        if tags:
-            write_model_card(model, folder, repo_id=repo_id, extra_tags=[tags] if isinstance(tags, str) else tags)
+        tags = [tags] if isinstance(tags, str) else list(tags or [])
+        model.save_pretrained(folder, max_shard_size=max_shard_size, model_card_repo_id=repo_id, model_card_tags=tags)
         return upload_model_folder(
             folder, repo_id, token=token, private=private, revision=revision, commit_message=commit_message,
             commit_description=commit_description, create_pr=create_pr, endpoint=endpoint,

@@ -696,12 +696,14 @@ class S5VHModel(S5VHPreTrainedModel):
         *args: Any,
         push_to_hub: bool = False,
         model_card_repo_id: str | None = None,
+        model_card_tags: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         """``PreTrainedModel.save_pretrained``, written atomically (staged, then committed as one journaled step
         under the folder's write lock: a kill leaves the old model or the new one; other files in the folder, such
         as checkpoints, stay), plus the card state (``CARD_STATE_FILE``) and, in the s5vh-hf package, a generated
-        model card (README.md) whose usage snippet names ``model_card_repo_id``. ``push_to_hub=True`` (with
+        model card (README.md) whose usage snippet names ``model_card_repo_id`` (with ``model_card_tags`` added to
+        its metadata). ``push_to_hub=True`` (with
         ``repo_id=…``) then uploads the folder, card included, through :meth:`push_to_hub`'s route."""
         if push_to_hub and _hub_integration is not None:
             repo_id = kwargs.pop("repo_id", None) or Path(save_directory).name
@@ -719,7 +721,9 @@ class S5VHModel(S5VHPreTrainedModel):
             super().save_pretrained(staged.staging, *args, **kwargs)
             _write_json_atomically(staged.staging / CARD_STATE_FILE, self.card_state())
             if _hub_integration is not None:
-                _hub_integration.write_card(self, staged.staging, repo_id=model_card_repo_id)
+                _hub_integration.write_card(
+                    self, staged.staging, repo_id=model_card_repo_id, extra_tags=model_card_tags
+                )
             written = sorted(p.name for p in staged.staging.iterdir() if p.is_file())
             stale = [p.name for p in folder.glob("model*.safetensors*") if p.is_file() and p.name not in written]
             staged.commit([(name, name) for name in written], remove=stale)
