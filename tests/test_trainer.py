@@ -215,6 +215,17 @@ def test_a_checkpoint_without_optimizer_state_resumes_only_when_allowed(feature_
     assert trainer.state.global_step == 18
 
 
+def test_a_batch_larger_than_the_data_set_is_refused_clearly(feature_folder, tmp_path):
+    model, train, clusters, args = _setup(feature_folder, tmp_path, per_device_train_batch_size=128)
+    with pytest.raises(ValueError, match=r"48 training videos make no full batch of 128 .* ≤ 48"):
+        S5VHTrainer(model, args, train, clusters.pseudo_labels)
+    model, train, clusters, args = _setup(feature_folder, tmp_path, per_device_train_batch_size=16,
+                                          gradient_accumulation_steps=4, num_train_epochs=1)  # fmt: skip
+    trainer = S5VHTrainer(model, args, train, clusters.pseudo_labels)  # 3 batches < 4 accumulation steps: it runs
+    trainer.train()
+    assert trainer.state.global_step == 1
+
+
 def test_bad_setups_are_reported(feature_folder, tmp_path):
     model, train, clusters, args = _setup(feature_folder, tmp_path)
     with pytest.raises(ValueError, match="lie in \\[0, 4\\)"):

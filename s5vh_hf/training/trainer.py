@@ -111,6 +111,7 @@ class S5VHTrainer(Trainer):
                 f"nothing to train: num_train_epochs={args.num_train_epochs} and max_steps={args.max_steps}; "
                 "give a positive number of epochs or steps"
             )
+        _check_batches_fit(len(train_dataset), args)
         if args.remove_unused_columns:
             args.remove_unused_columns = False  # the collator needs every column
         self._check_model_selection_split(args, eval_queries, allow_query_split_selection)
@@ -461,3 +462,20 @@ class S5VHTrainer(Trainer):
         }
         label_ids = None if all(row is None for row in labels) else labels
         return PredictionOutput(predictions=codes, label_ids=label_ids, metrics=metrics)
+
+
+def _check_batches_fit(num_videos: int, args: TrainingArguments) -> None:
+    """Refuse a batch that leaves an epoch without a single full batch (``dataloader_drop_last`` drops the only,
+    partial one): the Trainer would stop with a message about ``max_steps`` that does not say why."""
+    if not args.dataloader_drop_last:
+        return
+    per_step = args.per_device_train_batch_size * max(1, args.world_size)
+    if num_videos // per_step >= 1:
+        return
+    largest = num_videos // max(1, args.world_size)
+    raise ValueError(
+        f"{num_videos} training videos make no full batch of {args.per_device_train_batch_size} per device × "
+        f"{max(1, args.world_size)} process(es) with dataloader_drop_last=True, so an epoch would be empty; use "
+        f"per_device_train_batch_size ≤ {largest} (s5vh_training_arguments(..., num_train_examples={num_videos}) "
+        "sizes it for you) or dataloader_drop_last=False"
+    )

@@ -101,3 +101,17 @@ def features_of_absurd_scale(tmp: Path):
         logging.getLogger("s5vh_hf.training.trainer").removeHandler(handler)
     warned = [r.getMessage() for r in records if "RMS value" in r.getMessage()]
     return ("clear", warned[0][:160]) if warned else ("silent", "no warning about the feature scale")
+
+
+@case("validate")
+def preset_batch_on_a_small_data_set(tmp: Path):
+    from s5vh_hf import S5VHConfig, S5VHModel, S5VHTrainer, s5vh_training_arguments
+    from s5vh_hf.data.loading import load_feature_dataset
+
+    write_split(tmp / "ds", "train", 40)
+    config = S5VHConfig.from_preset("ucf101-32", model_size="mini", feature_dim=24, hidden_size=16,
+                                    decoder_hidden_size=16, num_hash_centers=3)  # fmt: skip
+    args = s5vh_training_arguments(config, str(tmp / "run"), per_device_train_batch_size=128, num_train_epochs=80)
+    train = load_feature_dataset(tmp / "ds", split="train")
+    return expect_raise(lambda: S5VHTrainer(S5VHModel(config), args, train, np.arange(40) % 3), ValueError,
+                        "40 training videos make no full batch of 128", "num_train_examples=40")  # fmt: skip
