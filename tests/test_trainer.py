@@ -218,7 +218,7 @@ def test_a_checkpoint_without_optimizer_state_resumes_only_when_allowed(feature_
 def test_a_batch_larger_than_the_data_set_is_refused_clearly(feature_folder, tmp_path):
     model, train, clusters, args = _setup(feature_folder, tmp_path, per_device_train_batch_size=128)
     with pytest.raises(ValueError, match=r"48 training videos make no full batch of 128 .* ≤ 48"):
-        S5VHTrainer(model, args, train, clusters.pseudo_labels)
+        S5VHTrainer(model, args, train, clusters.pseudo_labels).train()
     model, train, clusters, args = _setup(feature_folder, tmp_path, per_device_train_batch_size=16,
                                           gradient_accumulation_steps=4, num_train_epochs=1)  # fmt: skip
     trainer = S5VHTrainer(model, args, train, clusters.pseudo_labels)  # 3 batches < 4 accumulation steps: it runs

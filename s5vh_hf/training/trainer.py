@@ -111,7 +111,6 @@ class S5VHTrainer(Trainer):
                 f"nothing to train: num_train_epochs={args.num_train_epochs} and max_steps={args.max_steps}; "
                 "give a positive number of epochs or steps"
             )
-        _check_batches_fit(len(train_dataset), args)
         if args.remove_unused_columns:
             args.remove_unused_columns = False  # the collator needs every column
         self._check_model_selection_split(args, eval_queries, allow_query_split_selection)
@@ -324,6 +323,7 @@ class S5VHTrainer(Trainer):
         }
         if self.args.push_to_hub:
             self.create_model_card()  # checkpoint pushes during training upload the output folder
+        _check_batches_fit(len(self.train_dataset), self.args)  # at train time: predict and evaluate need no batch
         self._resume_inputs = self.resume_inputs()
         if resume_from_checkpoint:
             resume_from_checkpoint = self._checkpoint_to_resume(resume_from_checkpoint)
