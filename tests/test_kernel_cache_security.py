@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import s5vh_hf.model.kernel_cache as cache_module
+from s5vh_hf.model.commits import sha256_file
 
 pytestmark = pytest.mark.skipif(cache_module._compiler() is None, reason="needs a C compiler")
 PORTABLE_FLAGS = (["-O2", "-ffp-contract=fast", "-fno-math-errno"],)
@@ -38,7 +39,7 @@ def _plant(path: Path, tmp_path: Path) -> None:
     source = tmp_path / "planted.c"
     source.write_text(PLANTED_SOURCE)
     subprocess.run([cache_module._compiler(), "-shared", "-fPIC", str(source), "-o", str(path)], check=True)
-    Path(str(path) + ".sha256").write_text(cache_module._sha256_file(path))  # even a matching record beside it
+    Path(str(path) + ".sha256").write_text(sha256_file(path))  # even a matching record beside it
 
 
 def _load_in_subprocess(env: dict, tmp_path: Path) -> subprocess.CompletedProcess:

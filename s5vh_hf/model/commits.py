@@ -168,7 +168,7 @@ def is_inside(folder: str | os.PathLike, path: str | os.PathLike) -> bool:
 
 # ------------------------------------------------------------------------------------------------- the lock
 
-_held: dict[str, list[Any]] = {}  # resolved folder → [descriptor, exclusive, depth]
+_held: dict[str, bool] = {}  # resolved folder → whether this process holds its lock exclusively
 _held_guard = threading.Lock()
 
 
@@ -220,17 +220,11 @@ def folder_lock(
     folder = Path(folder)
     key = os.path.realpath(folder)
     with _held_guard:
-        entry = _held.get(key)
-        if entry is not None:
-            if exclusive and not entry[1]:
-                raise RuntimeError(f"{folder}: cannot write while this process holds the folder's read lock")
-            entry[2] += 1
-    if entry is not None:
-        try:
-            yield True
-        finally:
-            with _held_guard:
-                entry[2] -= 1
+        held_exclusively = _held.get(key)
+    if held_exclusively is not None:  # re-entered: the outermost holder releases
+        if exclusive and not held_exclusively:
+            raise RuntimeError(f"{folder}: cannot write while this process holds the folder's read lock")
+        yield True
         return
     if create:
         folder.mkdir(parents=True, exist_ok=True)
@@ -259,7 +253,7 @@ def folder_lock(
             os.ftruncate(descriptor, 0)
             os.pwrite(descriptor, f"{os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         with _held_guard:
-            _held[key] = [descriptor, exclusive, 0]
+            _held[key] = exclusive
         try:
             yield True
         finally:
@@ -267,12 +261,6 @@ def folder_lock(
                 _held.pop(key, None)
     finally:
         os.close(descriptor)  # releases the flock
-
-
-def holds_lock(folder: str | os.PathLike) -> bool:
-    """Whether this process holds ``folder``'s lock (either kind)."""
-    with _held_guard:
-        return os.path.realpath(folder) in _held
 
 
 # ---------------------------------------------------------------------------------------------- the journal
@@ -392,10 +380,11 @@ def recover_commits(folder: str | os.PathLike) -> list[str]:
     if not folder.is_dir() or not any(folder.glob(f"{JOURNAL_PREFIX}*.json")):
         return []
     completed: list[str] = []
-    usable = [(path, journal) for path, journal, why in _read_journals(folder) if journal is not None]
-    for path, _, why in _read_journals(folder):
+    found = _read_journals(folder)
+    for path, _, why in found:
         if why:
             logger.warning("%s: ignoring %s (%s); it is never applied", folder, path.name, why)
+    usable = [(path, journal) for path, journal, _ in found if journal is not None]
     if not usable:
         return []
     with folder_lock(folder, exclusive=True, create=False) as locked:

@@ -193,14 +193,6 @@ def _warn_once(message: str) -> None:
         logger.warning(message)
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _sha256_descriptor(descriptor: int) -> str:
     digest, offset = hashlib.sha256(), 0
     while block := os.pread(descriptor, 1 << 20, offset):

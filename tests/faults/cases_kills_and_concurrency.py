@@ -207,6 +207,7 @@ def truncated_cached_kernel(tmp: Path):
 @case("kernel cache")
 def planted_library_in_a_shared_cache(tmp: Path):
     from s5vh_hf.model import kernel_cache
+    from s5vh_hf.model.commits import sha256_file
 
     compiler = kernel_cache._compiler()
     if compiler is None:
@@ -221,7 +222,7 @@ def planted_library_in_a_shared_cache(tmp: Path):
     for flags in kernel_cache._FLAG_SETS:
         target = shared / f"s5vh_scan_{kernel_cache._library_key(compiler, flags)}.so"
         subprocess.run([compiler, "-shared", "-fPIC", str(source), "-o", str(target)], check=True)
-        Path(str(target) + ".sha256").write_text(kernel_cache._sha256_file(target))
+        Path(str(target) + ".sha256").write_text(sha256_file(target))
     result = python_process("from s5vh_hf.model.cpu_kernels import load_cpu_kernels; load_cpu_kernels()",
                             {"S5VH_KERNEL_CACHE": str(shared)})  # fmt: skip
     if marker.exists():
