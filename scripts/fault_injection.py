@@ -45,6 +45,7 @@ from tests.faults import (  # noqa: E402, F401 - importing a case module registe
     cases_resume,
     cases_slow,
     cases_validation,
+    cases_video_files,
 )
 from tests.faults.harness import CASES, OUTCOMES, Case  # noqa: E402
 

@@ -262,29 +262,55 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _search_by_video(args: argparse.Namespace) -> int:
+def _emit_json(target: str, data: object) -> None:
+    """JSON to stdout (``-``) or to a file (written atomically)."""
+    text = json.dumps(data, indent=2)
+    if target == "-":
+        print(text)
+    else:
+        write_file_atomically(target, text)
+        print(f"wrote {target}", file=sys.stderr)
+
+
+def _index_model(index, override: str | None, device: str | None):
+    """The model an index names (or ``override``), on ``device``."""
+    source = override or index.manifest["model"].get("source")
+    if not source:
+        raise CLIError(f"{index.folder} records no model; pass --with-model")
+    from ..hub.sharing import is_hub_id
+
+    if not override and not Path(source).exists() and not is_hub_id(source):
+        raise CLIError(f"the model {index.folder} was built with ({source}) is not there any more; pass --with-model")
+    model = _load_model(source)
+    return model.to(device) if device else model
+
+
+def _index_encoder(index, extractor: str | None, device: str | None):
     from ..video.frame_encoders import load_frame_encoder
+
+    extractor = extractor or (index.manifest.get("extractor") or {}).get("source")
+    if not extractor:
+        raise CLIError(f"{index.folder} records no frame extractor; pass --extractor")
+    return load_frame_encoder(extractor, device=device)
+
+
+def _search_by_video(args: argparse.Namespace) -> int:
     from ..video.index import VideoIndex
 
     index = VideoIndex(args.model)
-    manifest = index.manifest
-    model = _load_model(args.with_model or manifest["model"]["source"] or "")
-    extractor = args.extractor or (manifest.get("extractor") or {}).get("source")
-    if not extractor:
-        raise CLIError(f"{args.model} records no frame extractor; pass --extractor")
-    encoder = load_frame_encoder(extractor)
-    results = index.search_videos(args.query_video, model, encoder, k=args.k)
-    output = []
-    for query, hits in zip(args.query_video, results):
-        output.append({"query": query, "results": [h.__dict__ for h in hits]})
-        if not args.json:
-            print(f"{query}:")
-            for rank, hit in enumerate(hits, 1):
+    encoder = _index_encoder(index, args.extractor, args.device)
+    model = _index_model(index, args.with_model, args.device or str(encoder.device))
+    answers = index.query_videos(args.query_video, model, encoder, k=args.k)
+    for answer in answers:
+        if answer.error is not None:
+            print(f"s5vh search: error: {answer.query}: {answer.error}", file=sys.stderr)
+        elif args.json is None:
+            print(f"{answer.query}:")
+            for rank, hit in enumerate(answer.hits, 1):
                 print(f"  {rank}. {hit.path or hit.video_id}  (Hamming {hit.hamming})")
     if args.json:
-        write_file_atomically(args.json, json.dumps(output, indent=2))
-        print(f"wrote {args.json}")
-    return 0
+        _emit_json(args.json, [answer.to_dict() for answer in answers])
+    return 2 if any(answer.error is not None for answer in answers) else 0
 
 
 def _extract(args: argparse.Namespace) -> int:
@@ -297,23 +323,81 @@ def _extract(args: argparse.Namespace) -> int:
         import datasets
 
         videos = datasets.load_dataset(args.videos, split=args.path_split)
-    encoder = load_frame_encoder(args.extractor)
+    encoder = load_frame_encoder(args.extractor, device=args.device)
     report = extract_video_features(
         videos, args.out, encoder, split=args.split, num_frames=None if args.fps else args.frames,
         fps=args.fps, labels=labels, chunk_size=args.chunk_size, batch_frames=args.batch_frames,
         decode_workers=args.decode_workers,
     )  # fmt: skip
     if report.written:
-        print(report.summary())
-        print(f"report: {Path(args.out) / f'extraction_report_{args.split}.json'}")
+        out = sys.stderr if args.json == "-" else sys.stdout
+        print(report.summary(), file=out)
+        print(f"report: {Path(args.out).absolute() / f'extraction_report_{args.split}.json'}", file=out)
+        if args.json:
+            _emit_json(args.json, report.to_dict())
     return 0
 
 
 def _index(args: argparse.Namespace) -> int:
+    if args.add or args.remove or args.list or args.info:
+        return _change_or_show_index(args)
+    if not args.model or not args.source or not args.out:
+        raise CLIError("building an index needs MODEL SOURCE --out INDEX (or INDEX with --add/--remove/--list/--info)")
     from ..recipes.indexing import index_collection
 
-    index_collection(_load_model(args.model), args.source, args.out, extractor=args.extractor, split=args.split,
-                     num_frames=args.frames, decode_workers=args.decode_workers)  # fmt: skip
+    model = _load_model(args.model)
+    if args.device:
+        model = model.to(args.device)
+    folder = index_collection(model, args.source, args.out, extractor=args.extractor, split=args.split,
+                              num_frames=args.frames, decode_workers=args.decode_workers,
+                              device=args.device)  # fmt: skip
+    if args.json:
+        from ..video.index import VideoIndex
+
+        _emit_json(args.json, VideoIndex(folder).info())
+    return 0
+
+
+def _change_or_show_index(args: argparse.Namespace) -> int:
+    from ..video.decoding import find_videos
+    from ..video.index import VideoIndex
+
+    folder = args.out or args.model
+    if not folder or (args.out and args.model) or args.source:
+        raise CLIError("name the index once: s5vh index INDEX --add/--remove/--list/--info")
+    index = VideoIndex(folder)
+    report: dict[str, object] = {}
+    if args.remove:
+        change = index.remove(args.remove)
+        print(f"{index.folder}: {change.summary()}", file=sys.stderr)
+        report["remove"] = change.__dict__
+    if args.add:
+        encoder = _index_encoder(index, args.extractor, args.device)
+        model = _index_model(index, None, args.device or str(encoder.device))
+        videos = [video for item in args.add for video in find_videos(item)]
+        change = index.add_videos(videos, model, encoder, decode_workers=args.decode_workers)
+        print(f"{index.folder}: {change.summary()} ({change.frames_decoded} frames decoded)", file=sys.stderr)
+        for path, reason in change.skipped.items():
+            print(f"  skipped {path}: {reason}", file=sys.stderr)
+        report["add"] = change.__dict__
+    if args.info or args.list:
+        report["info"] = index.info()
+        if args.list:
+            report["entries"] = index.entries()
+        if not args.json:
+            info = report["info"]
+            print(f"{info['folder']}: {info['count']} videos, {info['code_length']}-bit codes")
+            print(f"  model: {info['model']}")
+            extractor = info["extractor"] or {}
+            print(f"  extractor: {extractor.get('name')} ({extractor.get('source')}, D = {extractor.get('feature_dim')}),"
+                  f" {info['num_frames']} frames per video")  # fmt: skip
+            print(f"  skipped: {len(info['skipped'])} unreadable files")
+            for path, reason in info["skipped"].items():
+                print(f"    {path}: {reason}")
+            for entry in report.get("entries", []):
+                print(f"{entry['video_id']}\t{entry['path'] or ''}")
+    if args.json:
+        _emit_json(args.json, report)
     return 0
 
 
@@ -487,7 +571,11 @@ def build_parser() -> argparse.ArgumentParser:
     search_parser.add_argument("--query-split", default="query")
     search_parser.add_argument("--k", type=positive_int, default=10)
     search_parser.add_argument("--limit", type=positive_int, help="only the first N queries")
-    search_parser.add_argument("--json", help="write the results as JSON instead of printing")
+    search_parser.add_argument(
+        "--json", metavar="FILE", help="write the results as JSON instead of printing ('-': to stdout)"
+    )
+    search_parser.add_argument("--device", help="device of the frame encoder and the model, e.g. cuda (default: "
+                    "cuda when present)")  # fmt: skip
     search_parser.add_argument("--database-codes", help="codes.parquet written by `s5vh encode` (or its --out folder) for the "
                     "database: no re-encoding")  # fmt: skip
 
@@ -509,12 +597,22 @@ def build_parser() -> argparse.ArgumentParser:
     extract_parser.add_argument(
         "--decode-workers", type=positive_int, default=2, help="decoding threads (they overlap the encoder)"
     )
+    extract_parser.add_argument("--device", help="device of the frame encoder (default: cuda when present)")
+    extract_parser.add_argument("--json", metavar="FILE", help="also write the report as JSON ('-': to stdout)")
 
-    index_parser = command("index", "build a Hamming index of a video collection (extracting features when given videos)",
-                 _index)  # fmt: skip
-    index_parser.add_argument("model", help="model folder or Hub repo id")
-    index_parser.add_argument("source", help="a folder of videos, or a feature dataset folder")
-    index_parser.add_argument("--out", required=True, help="index folder")
+    index_parser = command("index", "build a Hamming index of a video collection (extracting features when given videos), "
+                 "add or remove videos, or show what it holds", _index)  # fmt: skip
+    index_parser.add_argument("model", nargs="?", metavar="MODEL_OR_INDEX", help="model folder or Hub repo id (to "
+                    "build); the index folder (with --add, --remove, --list, --info)")  # fmt: skip
+    index_parser.add_argument("source", nargs="?", help="a folder of videos, or a feature dataset folder")
+    index_parser.add_argument("--out", help="index folder")
+    index_parser.add_argument("--add", nargs="+", metavar="VIDEO", help="add these video files (or folders) to the "
+                    "index: only they are decoded and encoded")  # fmt: skip
+    index_parser.add_argument("--remove", nargs="+", metavar="ID_OR_PATH", help="remove these videos from the index")
+    index_parser.add_argument("--list", action="store_true", help="list the videos the index holds")
+    index_parser.add_argument("--info", action="store_true", help="show the model, extractor, count and skipped files")
+    index_parser.add_argument("--json", metavar="FILE", help="write what the command reports as JSON ('-': to stdout)")
+    index_parser.add_argument("--device", help="device of the frame encoder and the model (default: cuda when present)")
     index_parser.add_argument("--extractor", help="frame extractor for video files (see `s5vh extract`)")
     index_parser.add_argument("--split", default="database")
     index_parser.add_argument("--frames", type=positive_int, default=25)
@@ -539,29 +637,33 @@ def build_parser() -> argparse.ArgumentParser:
 class _StdoutHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stdout`` is when a record arrives (not the stream of when it was made)."""
 
+    to_stderr = False
+
     @property
     def stream(self):  # noqa: D102
-        return sys.stdout
+        return sys.stderr if self.to_stderr else sys.stdout
 
     @stream.setter
     def stream(self, value) -> None:
         pass
 
 
-def _show_recipe_progress() -> None:
+def _show_recipe_progress(stream_name: str = "stdout") -> None:
     """The library's recipes report progress (``s5vh_hf.recipes`` loggers, INFO): the command line prints it."""
     recipes = logging.getLogger("s5vh_hf.recipes")
-    if not any(isinstance(handler, _StdoutHandler) for handler in recipes.handlers):
-        handler = _StdoutHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        recipes.addHandler(handler)
+    handlers = [handler for handler in recipes.handlers if isinstance(handler, _StdoutHandler)]
+    if not handlers:
+        handlers = [_StdoutHandler()]
+        handlers[0].setFormatter(logging.Formatter("%(message)s"))
+        recipes.addHandler(handlers[0])
         recipes.setLevel(logging.INFO)
+    handlers[0].to_stderr = stream_name == "stderr"  # stdout carries JSON (--json -)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _show_recipe_progress()
+    _show_recipe_progress("stderr" if getattr(args, "json", None) == "-" else "stdout")
     if args.command in ("train", "encode"):
         from ..training.launch import warn_on_launch_mismatch
 

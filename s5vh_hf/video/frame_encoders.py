@@ -38,6 +38,7 @@ NAMED_ENCODERS = {
     "clip": "openai/clip-vit-base-patch32",
 }
 VGG_CONFIG_FILE = "s5vh_vgg.json"
+DECODE_SIDE = 256  # frames are shrunk to this shorter side as they are decoded (VGG's resize; ViTs crop 224 of it)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
@@ -93,7 +94,8 @@ class VGGFeatures(nn.Module):
 
 @dataclass
 class FrameEncoder:
-    """A frame encoder ready to run: ``encode(images)`` → ``[N, feature_dim]`` float32 features."""
+    """A frame encoder ready to run: ``encode(images)`` → ``[N, feature_dim]`` float32 features. ``frame_side``
+    is the shorter side frames are decoded at (no larger than the encoder's own resize needs)."""
 
     name: str
     source: str
@@ -101,6 +103,7 @@ class FrameEncoder:
     model: nn.Module
     preprocess: Any
     kind: str
+    frame_side: int = DECODE_SIDE
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -177,9 +180,16 @@ def load_frame_encoder(
         model = CLIPVisionModelWithProjection.from_pretrained(source, **load_kwargs)
     model = model.to(device).eval()
     probe = np.zeros((1, 64, 64, 3), dtype=np.uint8)
-    encoder = FrameEncoder(name, source, 0, model, processor, "transformers")
+    encoder = FrameEncoder(name, source, 0, model, processor, "transformers", _processor_side(processor))
     encoder.feature_dim = int(encoder.encode(probe).shape[1])
     return encoder
+
+
+def _processor_side(processor: Any) -> int:
+    """The shorter side an image processor resizes to (at least :data:`DECODE_SIDE`)."""
+    size = getattr(processor, "size", None) or {}
+    sides = [size.get(key) for key in ("shortest_edge", "height", "width")] if isinstance(size, dict) else [size]
+    return max([DECODE_SIDE] + [int(side) for side in sides if isinstance(side, (int, float))])
 
 
 def _load_vgg(name: str, source: str, device: torch.device, load_kwargs: dict[str, Any]) -> FrameEncoder:
