@@ -2,8 +2,8 @@
 
 Backbones (time and memory vs T, CPU or CUDA), learning quality against LSH/PCA/ITQ/kNN (about 25 min),
 encode/training-step speed (C kernels vs PyTorch scan vs
-reference scan), the C scan kernel by vector width, retrieval and evaluation, and hash-center generation for
-every preset; ``--full`` adds the
+reference scan), the C scan kernel by vector width, retrieval and evaluation, hash-center generation for
+every preset, extraction on real codecs, an index that grows, and the search page at a million codes; ``--full`` adds the
 FCVID-sized preprocessing (writes an 8.6 GiB feature file) and the conversion memory benchmark. Each writes its
 section of benchmarks/RESULTS.md.
 """
@@ -28,6 +28,9 @@ def main() -> None:
         ["benchmarks.retrieval"] + (["--videos", "5000", "--search-database", "100000"] if args.quick else []),
         ["benchmarks.centers"],
         ["benchmarks.cpu_kernels"] + (["--repeats", "1"] if args.quick else []),
+        ["benchmarks.video_codecs"] + (["--seconds", "1"] if args.quick else []),
+        ["benchmarks.video_index_growth"] + (["--videos", "100"] if args.quick else []),
+        ["benchmarks.search_page"] + (["--codes", "100000"] if args.quick else []),
     ]
     if args.full:
         runs += [["benchmarks.preprocess"], ["benchmarks.convert"]]

@@ -12,8 +12,15 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${S5VH_TORCH:-torch==2.13.0}"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev,video]"
-export HF_HUB_OFFLINE=1
+export HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
 task="${1:-}"
+if [ "$task" = test ] && [ -z "${S5VH_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+    # The search page's tests drive Debian's Chromium through Playwright (which could not download its own browser).
+    if command -v apt-get >/dev/null 2>&1; then
+        sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+        $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq chromium >/dev/null
+    fi
+fi
 shift || true
 case "$task" in
     demo) exec "$venv/bin/s5vh" demo "$@" ;;

@@ -27,6 +27,8 @@ EXAMPLES = {
     "s5vh search my-index/ --query-video clip.mp4 --k 10   # search an index with a video\n"
     "s5vh search runs/fcvid-64 fcvid/ --database-codes codes/   # reuse the codes of `s5vh encode`",
     "push": "s5vh push runs/fcvid-64 me/s5vh-fcvid-64 --private",
+    "app": "s5vh app my-index/                            # the search page on http://127.0.0.1:7860\n"
+    "s5vh app runs/fcvid-64 --features fcvid/ --split database   # a feature collection: ids, labels, distances",
     "extract": "s5vh extract my-videos/ --extractor vgg16 --frames 25 --out my-features/ --split database",
     "index": "s5vh index s5vh-fcvid-64 my-videos/ --extractor vgg16 --out my-index/",
     "convert-checkpoint": "s5vh convert-checkpoint fcvid_64.pth --preset fcvid-64 --centers hash_center_64.h5 --out s5vh-fcvid-64",
@@ -401,6 +403,29 @@ def _change_or_show_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _app(args: argparse.Namespace) -> int:
+    try:
+        import gradio  # noqa: F401
+    except ImportError as error:
+        raise CLIError("the search page needs Gradio: pip install 's5vh-hf[app]'") from error
+    from ..app.collection import SearchCollection
+    from ..app.page import launch_search_page
+
+    if args.features:
+        if args.with_model is None and args.index_or_model is None:
+            raise CLIError("a feature collection needs the model: s5vh app MODEL --features DATASET")
+        collection = SearchCollection.from_features(_load_model(args.with_model or args.index_or_model),
+                                                    args.features, split=args.split)  # fmt: skip
+    else:
+        if args.index_or_model is None:
+            raise CLIError("name the index: s5vh app INDEX (or MODEL --features DATASET)")
+        model = _load_model(args.with_model) if args.with_model else None
+        collection = SearchCollection.from_index(args.index_or_model, model=model, device=args.device)
+    print(f"serving the search page on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    launch_search_page(collection, host=args.host, port=args.port, max_file_size=args.max_file_size)
+    return 0
+
+
 def _push(args: argparse.Namespace) -> int:
     from ..hub.sharing import push_model_folder
 
@@ -617,6 +642,19 @@ def build_parser() -> argparse.ArgumentParser:
     index_parser.add_argument("--split", default="database")
     index_parser.add_argument("--frames", type=positive_int, default=25)
     index_parser.add_argument("--decode-workers", type=positive_int, default=2)
+
+    app_parser = command("app", "serve a search page (Gradio) over a video index or a feature collection", _app)
+    app_parser.add_argument("index_or_model", nargs="?", metavar="INDEX_OR_MODEL", help="a video index folder (`s5vh "
+                    "index`), or with --features the model (folder or Hub repo id)")  # fmt: skip
+    app_parser.add_argument(
+        "--features", help="a feature dataset (folder or Hub repo id) to search instead of an index"
+    )
+    app_parser.add_argument("--split", default="database", help="the split of --features (default database)")
+    app_parser.add_argument("--with-model", help="the model, when the index's manifest does not point to it")
+    app_parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: every interface)")
+    app_parser.add_argument("--port", type=positive_int, default=7860)
+    app_parser.add_argument("--max-file-size", default="500mb", help="largest upload (default 500mb)")
+    app_parser.add_argument("--device", help="device of the frame encoder and the model (default: cuda when present)")
 
     push_parser = command("push", "push a saved model (with its model card) to the Hub", _push)
     push_parser.add_argument("model", help="model folder")

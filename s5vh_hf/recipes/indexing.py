@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.loading import load_feature_dataset
-from ..video.index import build_video_index
+from ..video.index import THUMBNAILS, build_video_index
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def index_collection(
             raise ValueError(f"extractor {extractor} gives D = {encoder.feature_dim}, the model reads "
                              f"D = {model.config.feature_dim}")  # fmt: skip
         report = extract_video_features(source, Path(out) / "features", encoder, split=split, num_frames=num_frames,
-                                        decode_workers=decode_workers)  # fmt: skip
+                                        decode_workers=decode_workers, thumbnails=Path(out) / THUMBNAILS)  # fmt: skip
         logger.info(report.summary())
         skipped = report.skipped
         features = load_feature_dataset(Path(out) / "features", split=split)

@@ -22,7 +22,7 @@ from ..training.arguments import s5vh_training_arguments
 from ..training.trainer import S5VHTrainer
 from ..video.extraction import extract_video_features
 from ..video.frame_encoders import VGGFeatures, load_frame_encoder, save_vgg
-from ..video.index import VideoIndex, build_video_index
+from ..video.index import THUMBNAILS, VideoIndex, build_video_index
 from ..video.synthetic import class_names, make_synthetic_video_collection
 from .experiments import demo_config
 
@@ -58,9 +58,10 @@ def run_video_demo(
     encoder = load_frame_encoder(encoder_dir, device="cpu")
     relative = {f"videos/{p}": [c] for p, c in labels.items()}
     for split in ("database", "query"):
+        thumbnails = out_dir / "index" / THUMBNAILS if split == "database" else None  # for the search page
         report = extract_video_features(out_dir / f"{split}.txt", out_dir / "features", encoder, split=split,
-                                        num_frames=num_frames, labels=relative,
-                                        show_progress_bar=show_progress)  # fmt: skip
+                                        num_frames=num_frames, labels=relative, show_progress_bar=show_progress,
+                                        thumbnails=thumbnails)  # fmt: skip
         print(f"    {report.summary()}")
     splits = load_feature_dataset(out_dir / "features")
 
@@ -116,4 +117,5 @@ def run_video_demo(
     }
     write_file_atomically(out_dir / "summary.json", json.dumps(summary, indent=2))
     print(f"done in {summary['total_seconds']} s; summary in {out_dir / 'summary.json'}")
+    print(f"open the search page on this collection:  s5vh app {out_dir / 'index'}")
     return summary

@@ -156,6 +156,7 @@ def extract_video_features(
     decode_workers: int = 2,
     dtype: str = "float16",
     show_progress_bar: bool | None = None,
+    thumbnails: str | os.PathLike | None = None,
 ) -> ExtractionReport:
     """Extract frame features of every video into the feature dataset ``out_dir`` (split ``split``).
 
@@ -166,6 +167,8 @@ def extract_video_features(
         num_frames / fps: T frames sampled uniformly over each video, or one every ``1/fps`` seconds.
         labels: Optional class ids per video (keyed by the path as given, or relative to the folder).
         chunk_size: Videos per cache file. batch_frames: frames per encoder call.
+        thumbnails: A folder for a strip of thumbnails of each video's sampled frames
+            (``<video_key>.jpg``, made from the frames already decoded), e.g. for the search page.
 
     Returns an :class:`ExtractionReport` (also written to ``out_dir/extraction_report_<split>.json``). Raises
     ``ValueError`` when no video decodes (after writing the report, which says why for each).
@@ -190,7 +193,7 @@ def extract_video_features(
     report = ExtractionReport(split)
     done = fill_feature_cache(paths, keys, work, encoder, options, report, dtype=dtype, chunk_size=chunk_size,
                               batch_frames=batch_frames, decode_workers=decode_workers,
-                              show_progress_bar=show_progress_bar)  # fmt: skip
+                              show_progress_bar=show_progress_bar, thumbnails=thumbnails)  # fmt: skip
     state = process_state()
     state.wait_for_everyone()
     if state.is_main_process:
@@ -215,6 +218,7 @@ def fill_feature_cache(
     batch_frames: int = 128,
     decode_workers: int = 2,
     show_progress_bar: bool | None = None,
+    thumbnails: str | os.PathLike | None = None,
 ) -> set[str]:
     """Decode and encode the videos of ``paths`` (keys ``keys``) that have no cache entry in ``work`` yet, sharing
     them among the processes of a launch; counts this run's frames and time in ``report``. Returns the keys that
@@ -235,7 +239,9 @@ def fill_feature_cache(
     bar = progress_bar(None, show_progress_bar, f"Extracting {report.split}", total=len(todo), unit="video")
     for chunk in range(state.process_index, chunks, state.num_processes):
         part = todo[chunk * chunk_size : (chunk + 1) * chunk_size]
-        report.frames += _extract_chunk(part, work, schema, encoder, options, dtype, batch_frames, decode_workers, bar)
+        report.frames += _extract_chunk(
+            part, work, schema, encoder, options, dtype, batch_frames, decode_workers, bar, thumbnails
+        )
     bar.close()
     report.seconds += time.perf_counter() - started
     return done | set(skipped_before)
@@ -280,7 +286,7 @@ def read_feature_cache(work: Path, encoder: FrameEncoder, options: dict[str, Any
 
 
 def _extract_chunk(part, work: Path, schema, encoder: FrameEncoder, options: dict[str, Any], dtype: str,
-                   batch_frames: int, decode_workers: int, bar) -> int:  # fmt: skip
+                   batch_frames: int, decode_workers: int, bar, thumbnails: str | os.PathLike | None) -> int:  # fmt: skip
     """Decode and encode the videos of ``part`` (``(key, path)`` pairs) into one cache file; returns the frames."""
     import pyarrow.parquet as pq
 
@@ -300,6 +306,10 @@ def _extract_chunk(part, work: Path, schema, encoder: FrameEncoder, options: dic
             continue
         features = np.concatenate([encoder.encode(result.frames[i : i + batch_frames])
                                    for i in range(0, len(result.frames), batch_frames)])  # fmt: skip
+        if thumbnails is not None:
+            from .thumbnails import write_thumbnail_strip
+
+            write_thumbnail_strip(Path(thumbnails) / f"{key}.jpg", result.frames)
         try:
             features = cast_features(features[None], dtype, [absolute], absolute)[0]
         except ValueError as error:

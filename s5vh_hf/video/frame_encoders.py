@@ -164,6 +164,8 @@ def load_frame_encoder(
     transformers vision model with its image processor, or a VGG saved by :func:`save_vgg`."""
     name = str(name_or_path)
     source = NAMED_ENCODERS.get(name, name)
+    if Path(source).is_dir():  # a local folder: recorded absolute, so that an index knows it from anywhere
+        name = source = os.path.abspath(source)
     device = (
         torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     )

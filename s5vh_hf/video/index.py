@@ -28,6 +28,7 @@ from ..retrieval.hamming_index import HammingIndex
 MANIFEST = "manifest.json"
 INDEX_FILE = "index.faissindex"
 ENTRIES_FILE = "entries.parquet"
+THUMBNAILS = "thumbnails"  # <index>/thumbnails/<video_key>.jpg: a strip of each video's sampled frames
 INDEX_FORMATS = ("s5vh-video-index-v1", "s5vh-video-index-v2")
 
 
@@ -83,11 +84,14 @@ def model_source(model: Any) -> str | None:
     return source
 
 
-def _entries_table(video_ids: Sequence[str], paths: Sequence[str | None], keys: Sequence[str | None]):
+def _entries_table(video_ids: Sequence[str], paths: Sequence[str | None], keys: Sequence[str | None],
+                   labels: Sequence[list[int] | None] | None = None):  # fmt: skip
     import pyarrow as pa
 
+    labels = list(labels) if labels is not None else [None] * len(video_ids)
     return pa.table({"video_id": pa.array(list(video_ids), pa.string()), "path": pa.array(list(paths), pa.string()),
-                     "video_key": pa.array(list(keys), pa.string())})  # fmt: skip
+                     "video_key": pa.array(list(keys), pa.string()),
+                     "labels": pa.array(labels, pa.list_(pa.int64()))})  # fmt: skip
 
 
 def _commit_index(staged: StagedFiles, codes: np.ndarray, code_length: int, entries, manifest: dict[str, Any]) -> None:
@@ -129,6 +133,7 @@ def build_video_index(
     paths = features["path"] if "path" in features.column_names else [None] * len(videos)
     paths = [os.path.abspath(p) if p else None for p in paths]
     keys = [video_key(p) if p else None for p in paths]
+    labels = features["labels"] if "labels" in features.column_names else None
     manifest = {
         "model": {"fingerprint": model_fingerprint(model), "source": model_source(model),
                   "code_length": model.config.code_length},
@@ -138,8 +143,8 @@ def build_video_index(
         "skipped": dict(skipped or {}),
     }  # fmt: skip
     with StagedFiles(out_dir, "index") as staged:
-        _commit_index(staged, codes, model.config.code_length, _entries_table(features["video_id"], paths, keys),
-                      manifest)  # fmt: skip
+        _commit_index(staged, codes, model.config.code_length,
+                      _entries_table(features["video_id"], paths, keys, labels), manifest)  # fmt: skip
     return out_dir
 
 
@@ -199,6 +204,7 @@ class VideoIndex:
                              "index with `s5vh index`") from error  # fmt: skip
         self.video_ids, self.paths = entries["video_id"], entries["path"]
         self.keys = entries.get("video_key") or [None] * len(self.video_ids)
+        self.labels = entries.get("labels") or [None] * len(self.video_ids)
         if len(self.video_ids) != self.index.ntotal:
             raise ValueError(f"{self.folder}: {len(self.video_ids)} entries for {self.index.ntotal} codes")
 
@@ -219,13 +225,22 @@ class VideoIndex:
         """One ``{"video_id", "path"}`` per indexed video, in index order."""
         return [{"video_id": v, "path": p} for v, p in zip(self.video_ids, self.paths)]
 
+    def thumbnail(self, row: int) -> Path | None:
+        """The strip of thumbnails of entry ``row`` (made at indexing time), or ``None``."""
+        key = self.keys[row]
+        path = self.folder / THUMBNAILS / f"{key}.jpg" if key else None
+        return path if path is not None and path.is_file() else None
+
     def check_compatible(self, model: Any, extractor: dict[str, Any] | None) -> None:
         """Refuse a model or extractor other than the ones the index was built with."""
         recorded = self.manifest["model"]
         if recorded["fingerprint"] != model_fingerprint(model):
             raise ValueError(f"{self.folder} was built with another model ({recorded.get('source')}); query with that "
                              "model or rebuild the index")  # fmt: skip
-        if extractor is not None and self.manifest.get("extractor") not in (None, extractor):
+        recorded_extractor = self.manifest.get("extractor")
+        if extractor is not None and recorded_extractor is not None and _same_extractor(recorded_extractor, extractor):
+            return
+        if extractor is not None and recorded_extractor is not None:
             raise ValueError(f"{self.folder} was built with frame extractor {self.manifest['extractor']}, not "
                              f"{extractor}; query with the same extractor")  # fmt: skip
 
@@ -291,7 +306,8 @@ class VideoIndex:
             work = self.folder / "features" / ".extract" / str(self.manifest.get("split") or "database")
             report = ExtractionReport("add")
             fill_feature_cache([p for p, _ in new], [k for _, k in new], work, encoder, options, report,
-                               decode_workers=decode_workers, show_progress_bar=show_progress_bar)  # fmt: skip
+                               decode_workers=decode_workers, show_progress_bar=show_progress_bar,
+                               thumbnails=self.folder / THUMBNAILS)  # fmt: skip
             change.frames_decoded = report.frames
             cached, skipped = read_feature_cache(work, encoder, options, [k for _, k in new])
             by_key = {p_k[1]: p_k[0] for p_k in new}
@@ -313,7 +329,8 @@ class VideoIndex:
                 ids.append(_video_id_for(path, self.paths, self.video_ids, taken=set(ids)))
             all_codes = np.concatenate([old_codes[keep], codes]) if keep else codes
             entries = _entries_table(ids, [self.paths[i] for i in keep] + added_paths,
-                                     [self.keys[i] for i in keep] + added_keys)  # fmt: skip
+                                     [self.keys[i] for i in keep] + added_keys,
+                                     [self.labels[i] for i in keep] + [None] * len(added_paths))  # fmt: skip
             manifest = {**self.manifest, "skipped": {**{p: r for p, r in self.manifest.get("skipped", {}).items()
                                                         if p not in set(added_paths)}, **change.skipped}}  # fmt: skip
             _commit_index(staged, all_codes, self.code_length, entries, manifest)
@@ -337,10 +354,21 @@ class VideoIndex:
             change.removed = [self.paths[i] or self.video_ids[i] for i in drop]
             keep = [i for i in range(len(self)) if i not in set(drop)]
             entries = _entries_table([self.video_ids[i] for i in keep], [self.paths[i] for i in keep],
-                                     [self.keys[i] for i in keep])  # fmt: skip
+                                     [self.keys[i] for i in keep], [self.labels[i] for i in keep])  # fmt: skip
             _commit_index(staged, self.index.codes()[keep], self.code_length, entries, self.manifest)
             self._load()
         return change
+
+
+def _same_extractor(recorded: dict[str, Any], given: dict[str, Any]) -> bool:
+    """The same frame extractor: equal identities, a local folder compared by its absolute path (indexes built
+    before the identity recorded absolute folders name them relative to where they were built)."""
+
+    def normal(identity: dict[str, Any]) -> dict[str, Any]:
+        return {key: os.path.abspath(value) if key in ("name", "source") and isinstance(value, str)
+                and Path(value).is_dir() else value for key, value in identity.items()}  # fmt: skip
+
+    return normal(recorded) == normal(given)
 
 
 def _video_id_for(path: str, paths: Sequence[str | None], video_ids: Sequence[str], taken: set[str]) -> str:

@@ -148,3 +148,47 @@ def damaged_index_manifests(tmp: Path):
             if outcome[0] != "clear":
                 return outcome[0], f"{name}, {argv[0]}: {outcome[1]}"
     return "clear", f"{len(damages)} damaged manifests: one line naming manifest.json for search and index --info"
+
+
+@case("hostile file")
+def hostile_uploads_to_the_search_page(tmp: Path):
+    """What a stranger can send the page: corrupt, truncated, empty, huge, audio, a link to a secret, a folder."""
+    import os
+
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        return "clear", "Gradio is not installed: no page to attack (the app extra)"
+    import s5vh_hf.app.collection as module
+    from s5vh_hf.app.collection import SearchCollection
+    from s5vh_hf.video.corpus import make_real_world_corpus
+
+    model, encoder, paths = _setup(tmp, 2)
+    _build(tmp, model, encoder, tmp / "videos")
+    collection = SearchCollection.from_index(tmp / "index", device="cpu")
+    cases = make_real_world_corpus(tmp / "corpus", uhd=False)
+    secret = tmp / "secret.txt"
+    secret.write_text("password")
+    (tmp / "link.mp4").symlink_to(secret)
+    (tmp / "empty.mp4").write_bytes(b"")
+    (tmp / "folder.mp4").mkdir()
+    uploads = [cases["truncated.mp4"].path, cases["cover_art.mp3"].path, cases["dangling.mp4"].path, tmp / "link.mp4",
+               tmp / "empty.mp4", tmp / "folder.mp4", tmp / "missing.mp4"]  # fmt: skip
+    for upload in uploads:
+        answer = collection.search_upload(str(upload))
+        if not answer.error or answer.cards or "password" in answer.message:
+            return "silent", f"{upload.name}: {answer.message[:120]}"
+    original, module.MAX_UPLOAD_BYTES = module.MAX_UPLOAD_BYTES, 100
+    try:
+        huge = collection.search_upload(str(paths[0]))
+    finally:
+        module.MAX_UPLOAD_BYTES = original
+    if not huge.error:
+        return "silent", "a file over the limit was searched"
+    for member in ("../../etc/passwd", str(secret), "", "\x00"):
+        if not collection.search_member(member).error:
+            return "silent", f"member {member!r} accepted"
+    if collection.search_upload(str(paths[1])).error:
+        return "crash", "a good query failed after the bad ones"
+    os.unlink(tmp / "link.mp4")
+    return "clear", f"{len(uploads) + 1} hostile uploads and 4 hostile ids: messages only; the next query answered"
