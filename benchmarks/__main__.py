@@ -4,7 +4,8 @@ Backbones (time and memory vs T, CPU or CUDA), learning quality against LSH/PCA/
 encode/training-step speed (C kernels vs PyTorch scan vs
 reference scan), the C scan kernel by vector width, retrieval and evaluation, hash-center generation for
 every preset, extraction on real codecs, an index that grows, and the search page at a million codes; ``--full`` adds the
-FCVID-sized preprocessing (writes an 8.6 GiB feature file) and the conversion memory benchmark. Each writes its
+FCVID-sized preprocessing (writes an 8.6 GiB feature file), the conversion memory benchmark and the order ablation
+(about an hour). Each writes its
 section of benchmarks/RESULTS.md.
 """
 
@@ -33,7 +34,7 @@ def main() -> None:
         ["benchmarks.search_page"] + (["--codes", "100000"] if args.quick else []),
     ]
     if args.full:
-        runs += [["benchmarks.preprocess"], ["benchmarks.convert"]]
+        runs += [["benchmarks.preprocess"], ["benchmarks.convert"], ["benchmarks.order_ablation"]]
     for run in runs:
         print(f"== python -m {' '.join(run)}", flush=True)
         subprocess.run([sys.executable, "-m", *run], check=True)

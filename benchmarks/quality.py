@@ -47,6 +47,7 @@ class MethodResult:
     distinct_codes: int | None = None
     seconds: float | None = None
     health: dict[str, Any] = field(default_factory=dict)
+    curve: list[float] = field(default_factory=list)  # mAP at the first K after each epoch (record_curve)
 
 
 def baseline_results(qset: QualitySet, seed: int) -> dict[str, MethodResult]:
@@ -111,6 +112,7 @@ def train_s5vh(
     config_overrides: dict[str, Any] | None = None,
     training_overrides: dict[str, Any] | None = None,
     center_generator: str = "semantic",
+    record_curve: bool = False,
 ) -> MethodResult:
     """Cluster, generate centers, train S5VH (mini model) for the set's epochs and evaluate its codes.
 
@@ -125,7 +127,12 @@ def train_s5vh(
 
     set_seed(seed)
     train_dataset = _feature_dataset(qset.train)
-    clusters, centers = preprocess(qset.train[0], qset.num_clusters, qset.code_length, seed=seed)
+    from s5vh_hf import S5VHConfig as _Config
+
+    pooling_config = _Config(**{k: v for k, v in (config_overrides or {}).items() if k.startswith("cluster_")})
+    clusters, centers = preprocess(qset.train[0], qset.num_clusters, qset.code_length, seed=seed,
+                                   pooling=pooling_config.cluster_pooling,
+                                   segments=pooling_config.cluster_segments)  # fmt: skip
     center_matrix = centers.centers
     if center_generator == "hadamard":
         from s5vh_hf.data.hash_centers import initial_hash_centers
@@ -161,6 +168,9 @@ def train_s5vh(
         )
         trainer = S5VHTrainer(model, args, train_dataset, clusters.pseudo_labels, health_probe=qset.train[0])
         trainer.remove_callback(PrinterCallback)
+        curve: list[float] = []
+        if record_curve:
+            trainer.add_callback(_CurveCallback(model, qset, curve))
         started = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - started
@@ -170,8 +180,33 @@ def train_s5vh(
     report = evaluate_codes(database_codes, qset.database[1], query_codes, qset.query[1], ks=qset.ks)
     health = trainer.health_history[-1] if trainer.health_history else {}
     return MethodResult(
-        report.map_at_k, distinct_codes=len(np.unique(database_codes, axis=0)), seconds=seconds, health=health
+        report.map_at_k,
+        distinct_codes=len(np.unique(database_codes, axis=0)),
+        seconds=seconds,
+        health=health,
+        curve=curve,
     )
+
+
+def _CurveCallback(model, qset: QualitySet, curve: list[float]):  # noqa: N802 - a class made on demand
+    """A ``TrainerCallback`` that appends mAP at the set's first K to ``curve`` after every epoch."""
+    import torch
+    from transformers import TrainerCallback
+
+    from s5vh_hf.retrieval.evaluation import evaluate_codes
+
+    class CurveCallback(TrainerCallback):
+        def on_epoch_end(self, args, state, control, **kwargs):  # noqa: D102
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                database = model.encode(qset.database[0], show_progress_bar=False)
+                query = model.encode(qset.query[0], show_progress_bar=False)
+            model.train(was_training)
+            k = qset.ks[0]
+            curve.append(evaluate_codes(database, qset.database[1], query, qset.query[1], ks=(k,)).map_at_k[k])
+
+    return CurveCallback()
 
 
 def s5vh_results(qset: QualitySet, seed: int, methods: tuple[str, ...] = S5VH_METHODS) -> dict[str, MethodResult]:

@@ -156,3 +156,52 @@ def test_centers_load_into_the_model(tiny_model, tmp_path):
     save_hash_centers(tmp_path / "c.safetensors", centers)
     tiny_model.set_hash_centers(load_hash_centers(tmp_path / "c.safetensors").centers)
     assert np.array_equal(tiny_model.hash_centers.detach().numpy(), centers)
+
+
+def test_segment_pooling_concatenates_the_means_of_stretches_of_time():
+    from s5vh_hf.data.clustering import segment_pool_video
+
+    video = np.arange(12, dtype=np.float32).reshape(6, 2)  # frames (0,1), (2,3), … (10,11)
+    np.testing.assert_allclose(segment_pool_video(video, 3), [1, 2, 5, 6, 9, 10])
+    short = np.arange(4, dtype=np.float32).reshape(2, 2)  # fewer frames than segments: frames repeat
+    assert segment_pool_video(short, 3).shape == (6,) and np.isfinite(segment_pool_video(short, 3)).all()
+    assert mean_pool([video, video[::-1]], segments=3).shape == (2, 6)
+
+
+def test_clusters_on_segments_tell_a_sequence_from_its_reversal():
+    """Two classes with the same scenes in opposite orders: mean pooling mixes them, segments separate them."""
+    rng = np.random.default_rng(0)
+    scene_a, scene_b = rng.standard_normal((2, 16))
+    videos, labels = [], []
+    for index in range(40):
+        cut = int(rng.integers(6, 10))
+        first, second = (scene_a, scene_b) if index % 2 == 0 else (scene_b, scene_a)
+        frames = np.concatenate([np.repeat(first[None], cut, 0), np.repeat(second[None], 16 - cut, 0)])
+        videos.append((frames + 0.3 * rng.standard_normal(frames.shape)).astype(np.float32))
+        labels.append(index % 2)
+    labels = np.array(labels)
+
+    def purity(assignment):
+        return max(np.mean(assignment == labels), np.mean(assignment != labels))
+
+    mean = compute_semantic_clusters(videos, 2, pca_dim=8, seed=0).pseudo_labels
+    segments = compute_semantic_clusters(videos, 2, pca_dim=8, seed=0, pooling="segments", segments=3).pseudo_labels
+    assert purity(segments) == 1.0 and purity(mean) < 0.8
+    with pytest.raises(ValueError, match="pooling"):
+        compute_semantic_clusters(videos, 2, pooling="median")
+
+
+def test_cluster_pooling_is_a_checked_config_switch_that_leaves_the_codes_alone():
+    from s5vh_hf import S5VHConfig, S5VHModel
+    from s5vh_hf.model.fingerprint import model_fingerprint
+
+    tiny = dict(feature_dim=8, hidden_size=16, encoder_depth=1, decoder_hidden_size=16, code_length=16,
+                num_hash_centers=4)  # fmt: skip
+    with pytest.raises(ValueError, match="cluster_pooling"):
+        S5VHConfig(**tiny, cluster_pooling="median")
+    with pytest.raises(ValueError, match="cluster_segments"):
+        S5VHConfig(**tiny, cluster_pooling="segments", cluster_segments=1)
+    model = S5VHModel(S5VHConfig(**tiny))
+    before = model_fingerprint(model)
+    model.config.cluster_pooling = "segments" if model.config.cluster_pooling == "mean" else "mean"
+    assert model_fingerprint(model) == before  # how the training data was clustered does not change a code

@@ -137,3 +137,13 @@ def test_initialisation_does_not_depend_on_the_order_modules_are_visited(scheme)
         std = float(model.encoder.patch_embed.weight.std())
         assert abs(std - 64**-0.5) < 0.03
     assert torch.equal(mixer.A_log, torch.log(torch.arange(1, 17.0)).expand_as(mixer.A_log))
+
+
+def test_a_version_2_config_keeps_the_mean_frame_code_it_was_trained_with(tmp_path):
+    values = make_tiny_config().to_dict()
+    values.pop("code_pooling")
+    values["s5vh_format_version"] = 2
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    assert S5VHConfig.from_pretrained(tmp_path).code_pooling == "mean"
+    assert make_tiny_config().code_pooling == "mean+ends"  # the default since format 3 (the order ablation)
+    assert S5VHConfig.from_preset("ucf101-32", release_compatible=True).code_pooling == "mean"

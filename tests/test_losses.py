@@ -98,3 +98,35 @@ def test_two_views_split_one_permutation_of_the_real_frames():
     assert torch.equal(again[0], first) and torch.equal(again[1], last)
     other = two_view_visible_masks(attention_mask, 0.5, torch.Generator().manual_seed(1))
     assert not torch.equal(other[0], first)
+
+
+def test_extra_negatives_join_every_anchors_negatives():
+    from s5vh_hf.training.losses import debiased_contrastive_loss
+
+    torch.manual_seed(0)
+    codes_1, codes_2 = torch.randn(4, 16), torch.randn(4, 16)
+    base = debiased_contrastive_loss(codes_1, codes_2, 0.5, 0.1)
+    assert torch.equal(base, debiased_contrastive_loss(codes_1, codes_2, 0.5, 0.1, extra_negatives=None))
+    # A negative that looks like the anchors (its reversal coded the same way) costs more than an unlike one.
+    alike = debiased_contrastive_loss(codes_1, codes_2, 0.5, 0.1, extra_negatives=codes_1.clone())
+    unlike = debiased_contrastive_loss(codes_1, codes_2, 0.5, 0.1, extra_negatives=-codes_1)
+    assert alike > base and alike > unlike
+
+
+def test_reversed_videos_as_negatives_train_a_step():
+    from s5vh_hf import S5VHConfig, S5VHModel
+    from s5vh_hf.training.slg import two_view_slg_loss
+
+    torch.manual_seed(0)
+    config = S5VHConfig(feature_dim=8, hidden_size=16, encoder_depth=1, decoder_hidden_size=16, code_length=16,
+                        num_hash_centers=4, order_negatives="reversed")  # fmt: skip
+    model = S5VHModel(config)
+    features = torch.randn(4, 6, 8)
+    mask = torch.ones(4, 6, dtype=torch.bool)
+    mask[0, 4:] = False
+    visible_1 = torch.tensor([[1, 0, 1, 0, 1, 0]] * 4, dtype=torch.bool)
+    visible_2 = ~visible_1 & mask
+    visible_2[0, 1] = True
+    loss = two_view_slg_loss(model, features, mask, visible_1, visible_2, torch.tensor([0, 1, 2, 3]))
+    loss.total.backward()
+    assert torch.isfinite(loss.total) and model.hash_layer.projection.weight.grad is not None

@@ -99,7 +99,7 @@ def test_forward_shapes_and_masks(tiny_model, tiny_config):
     assert torch.equal(out.reconstruction_mask, ~visible)
     assert set(out.frame_codes[visible].unique().tolist()) <= {-1.0, 1.0}
     assert torch.all(out.frame_codes[~visible] == 0)
-    torch.testing.assert_close(out.video_codes, out.frame_codes[:, ::2].mean(1))
+    torch.testing.assert_close(out.video_codes, _expected_video_code(out.frame_codes[:, ::2], tiny_config))
     expected_logits = out.video_codes @ tiny_model.hash_centers.t() / (L * tiny_config.center_temperature)
     torch.testing.assert_close(out.center_logits, expected_logits)
     unmasked = tiny_model(features)
@@ -229,7 +229,7 @@ def test_pseudo_label_logits_paper_and_release(tiny_config):
     release = S5VHModel(make_tiny_config(refresh_skips_hash_norm=True)).eval()
     release.load_state_dict(paper.state_dict())
     raw = release.encoder(features, torch.arange(7).expand(3, 7), None)
-    codes = binarize(release.hash_layer.projection(raw)).mean(1)
+    codes = _expected_video_code(binarize(release.hash_layer.projection(raw)), release.config)
     torch.testing.assert_close(release.pseudo_label_logits(features), codes @ release.hash_centers.t())
 
 
@@ -274,11 +274,21 @@ def test_encode_outputs(tiny_model, tiny_config):
     assert np.array_equal(tiny_model.encode(videos), pm1)  # deterministic
 
 
-def test_encode_equals_sign_of_mean_frame_code(tiny_model, tiny_config):
-    videos = torch.randn(4, 7, tiny_config.feature_dim)
-    frame_codes = tiny_model(videos).frame_codes
-    expected = sign_with_tie_rule(frame_codes.mean(1), "positive")
-    assert np.array_equal(tiny_model.encode(videos), expected.detach().numpy().astype(np.int8))
+def _expected_video_code(frame_codes: torch.Tensor, config) -> torch.Tensor:
+    """The video code of frames ``[B, T, L]`` (all real) under ``config.code_pooling``, written out."""
+    mean, ends = frame_codes.mean(1), (frame_codes[:, 0] + frame_codes[:, -1]) / 2
+    return {"mean": mean, "ends": ends, "mean+ends": (mean + ends) / 2}[config.code_pooling]
+
+
+@pytest.mark.parametrize("pooling", ["mean", "ends", "mean+ends"])
+def test_encode_equals_the_sign_of_the_configured_reading(pooling):
+    torch.manual_seed(0)
+    config = make_tiny_config(code_pooling=pooling)
+    model = S5VHModel(config).eval()
+    videos = torch.randn(4, 7, config.feature_dim)
+    frame_codes = model(videos).frame_codes
+    expected = sign_with_tie_rule(_expected_video_code(frame_codes, config), "positive")
+    assert np.array_equal(model.encode(videos), expected.detach().numpy().astype(np.int8))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
@@ -382,3 +392,60 @@ def test_the_collator_refuses_non_finite_videos_by_name():
     bad[1, 2] = np.inf
     with pytest.raises(ValueError, match="'clip-7'"):
         collator([{"features": good, "video_id": "clip-1"}, {"features": bad, "video_id": "clip-7"}])
+
+
+def test_code_pooling_reads_the_video_code_from_the_frames_as_configured(tmp_path):
+    from torch import nn
+
+    from s5vh_hf.model.modeling_s5vh import mean_frame_code, pooled_frame_code
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 6, 8)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0]], dtype=torch.bool)
+    attention = nn.Linear(8, 1)
+    nn.init.zeros_(attention.weight)
+    nn.init.zeros_(attention.bias)
+    mean = mean_frame_code(logits, mask)[1]
+    torch.testing.assert_close(pooled_frame_code(logits, mask, "attention", attention)[1], mean)  # zero: the mean
+    signs = torch.sign(logits)
+    ends = pooled_frame_code(logits, mask, "ends")[1]
+    torch.testing.assert_close(ends[1], (signs[1, 0] + signs[1, 3]) / 2)  # first and last real frames
+    nn.init.normal_(attention.weight)
+    logits.requires_grad_(True)
+    pooled_frame_code(logits, mask, "attention", attention)[1].sum().backward()
+    assert attention.weight.grad is not None and attention.weight.grad.abs().sum() > 0
+    config = S5VHConfig(feature_dim=8, hidden_size=16, encoder_depth=1, decoder_hidden_size=16, code_length=16,
+                        num_hash_centers=4, code_pooling="attention")  # fmt: skip
+    model = S5VHModel(config)
+    videos = [np.random.default_rng(i).standard_normal((5 + i, 8)).astype(np.float32) for i in range(3)]
+    model.save_pretrained(tmp_path / "attention")
+    loaded = S5VHModel.from_pretrained(tmp_path / "attention")
+    assert loaded.config.code_pooling == "attention" and np.array_equal(loaded.encode(videos), model.encode(videos))
+    with pytest.raises(ValueError, match="code_pooling"):
+        S5VHConfig(feature_dim=8, code_length=16, code_pooling="max")
+
+
+def test_segment_code_pooling_reads_each_bit_group_from_its_stretch_of_time():
+    from s5vh_hf.model.modeling_s5vh import segment_frame_code
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 8, 8)
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    mask[1, 6:] = False  # video 1 has 6 frames: stretches [0, 1], [2], [3, 4], [5]
+    signs = torch.sign(logits)
+    _, codes = segment_frame_code(logits, mask, 4)
+    torch.testing.assert_close(codes[0, :2], signs[0, :2, :2].mean(0))
+    torch.testing.assert_close(codes[0, 6:], signs[0, 6:, 6:].mean(0))
+    torch.testing.assert_close(codes[1, 2:4], signs[1, 2, 2:4])
+    torch.testing.assert_close(codes[1, 6:], signs[1, 5, 6:])
+    # A masked view keeps the stretches of the whole video; a stretch with no visible frame falls back to the mean.
+    view = mask.clone()
+    view[0, 0:2] = False
+    _, masked = segment_frame_code(logits, view, 4, lengths=mask.sum(1))
+    torch.testing.assert_close(masked[0, :2], signs[0, 2:, :2].mean(0))
+    torch.testing.assert_close(masked[0, 2:4], signs[0, 2:4, 2:4].mean(0))
+    # Played backwards, a video gets another code: the reading sees the order.
+    _, backwards = segment_frame_code(logits.flip(1)[:1], mask[:1], 4)
+    assert not torch.equal(torch.sign(backwards), torch.sign(codes[:1]))
+    with pytest.raises(ValueError, match="code_segments"):
+        S5VHConfig(feature_dim=8, code_length=16, code_pooling="segments", code_segments=3)

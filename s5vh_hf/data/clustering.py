@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ..model.configuration_s5vh import CLUSTER_POOLINGS
+
 
 @dataclass
 class SemanticClusters:
@@ -27,7 +29,7 @@ class SemanticClusters:
     pca_components: np.ndarray
 
     def project(self, pooled: np.ndarray) -> np.ndarray:
-        """Mean-pooled features ``[n, D]`` → PCA space ``[n, P]``."""
+        """Pooled features ``[n, D]`` (``[n, segments · D]`` for segment pooling) → PCA space ``[n, P]``."""
         return (np.asarray(pooled, np.float32) - self.pca_mean) @ self.pca_components.T
 
 
@@ -50,10 +52,28 @@ def _iterate_video_batches(source: Any, batch_size: int) -> Iterator[np.ndarray 
         yield [np.asarray(v, np.float32) for v in videos[start : start + batch_size]]
 
 
-def _iterate_pooled(source: Any, batch_size: int) -> Iterator[np.ndarray]:
-    """Yield mean-pooled features ``[b, D]`` float32 of the batches of :func:`_iterate_video_batches`."""
+def segment_pool_video(video: np.ndarray, segments: int) -> np.ndarray:
+    """The means of ``segments`` consecutive, equally long stretches of a video ``[T, D]``, concatenated in time
+    order: ``[segments · D]``. A video shorter than ``segments`` frames repeats frames (each stretch holds at least
+    one). Unlike the mean, it tells a sequence from its reversal."""
+    steps = len(video)
+    bounds = np.linspace(0, steps, segments + 1)
+    parts = []
+    for index in range(segments):
+        start = min(int(np.floor(bounds[index])), steps - 1)
+        stop = max(start + 1, int(np.floor(bounds[index + 1])))
+        parts.append(video[start:stop].mean(0))
+    return np.concatenate(parts)
+
+
+def _iterate_pooled(source: Any, batch_size: int, segments: int = 1) -> Iterator[np.ndarray]:
+    """Yield pooled features ``[b, segments · D]`` float32 of the batches of :func:`_iterate_video_batches`:
+    the mean (``segments = 1``) or the concatenated means of ``segments`` stretches of time."""
     for videos in _iterate_video_batches(source, batch_size):
-        yield videos.mean(1) if isinstance(videos, np.ndarray) else np.stack([v.mean(0) for v in videos])
+        if segments == 1:
+            yield videos.mean(1) if isinstance(videos, np.ndarray) else np.stack([v.mean(0) for v in videos])
+        else:
+            yield np.stack([segment_pool_video(v, segments) for v in videos]).astype(np.float32)
 
 
 def frame_feature_statistics(source: Any, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
@@ -75,9 +95,10 @@ def frame_feature_statistics(source: Any, batch_size: int = 1024) -> tuple[np.nd
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-def mean_pool(source: Any, batch_size: int = 1024) -> np.ndarray:
-    """Mean-pooled features ``[N, D]`` float32 (respecting each video's own length)."""
-    parts = list(_iterate_pooled(source, batch_size))
+def mean_pool(source: Any, batch_size: int = 1024, segments: int = 1) -> np.ndarray:
+    """Mean-pooled features ``[N, D]`` float32 (respecting each video's own length); with ``segments`` > 1, the
+    concatenated means of that many stretches of time ``[N, segments · D]`` (:func:`segment_pool_video`)."""
+    parts = list(_iterate_pooled(source, batch_size, segments))
     if not parts:
         raise ValueError("no videos to cluster")
     pooled = np.concatenate(parts)
@@ -94,6 +115,8 @@ def compute_semantic_clusters(
     seed: int = 0,
     kmeans_iterations: int = 25,
     batch_size: int = 1024,
+    pooling: str = "mean",
+    segments: int = 3,
 ) -> SemanticClusters:
     """Mean-pool, PCA and k-means (faiss) in one pass: pseudo-labels and semantic centers from one clustering.
 
@@ -103,13 +126,18 @@ def compute_semantic_clusters(
         n_clusters: K, the number of clusters (= hash centers).
         pca_dim: P, PCA dimension (capped by N and D).
         seed: Seed of PCA's randomised SVD and of k-means.
+        pooling: ``"mean"`` (the paper: one mean per video, blind to frame order) or ``"segments"`` (the
+            concatenated means of ``segments`` stretches of time, so that a sequence and its reversal can fall in
+            different clusters; ``S5VHConfig.cluster_pooling``).
     """
     import faiss
     from sklearn.decomposition import PCA
 
     if not isinstance(n_clusters, (int, np.integer)) or n_clusters < 2:
         raise ValueError(f"n_clusters must be an integer ≥ 2, got {n_clusters!r}")
-    pooled = mean_pool(dataset_or_array, batch_size)
+    if pooling not in CLUSTER_POOLINGS:
+        raise ValueError(f"pooling must be one of {CLUSTER_POOLINGS}, got {pooling!r}")
+    pooled = mean_pool(dataset_or_array, batch_size, segments=segments if pooling == "segments" else 1)
     n_videos = len(pooled)
     if n_clusters > n_videos:
         raise ValueError(f"n_clusters = {n_clusters} is larger than the number of videos ({n_videos})")

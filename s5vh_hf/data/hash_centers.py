@@ -327,12 +327,20 @@ def iter_supported_settings() -> Iterable[tuple[int, int]]:
 
 
 def clusters_and_centers(
-    train_dataset: Any, n_clusters: int, code_length: int, pca_dim: int = 512, seed: int = 0
+    train_dataset: Any,
+    n_clusters: int,
+    code_length: int,
+    pca_dim: int = 512,
+    seed: int = 0,
+    pooling: str = "mean",
+    segments: int = 3,
 ) -> tuple[SemanticClusters, HashCenters]:
     """One clustering of the training videos (pseudo-labels and semantic centers, :func:`compute_semantic_clusters`)
     and the hash centers generated from it (:func:`generate_hash_centers`): everything training needs besides the
     model. Every path that makes centers from data (CLI preprocess and train, recipes, examples) calls this. The code
-    length is checked before the clustering (minutes on real data) starts."""
+    length is checked before the clustering (minutes on real data) starts. ``pooling``/``segments``: how videos are
+    pooled for the clustering (``S5VHConfig.cluster_pooling``/``cluster_segments``)."""
     check_code_length(code_length)
-    clusters = compute_semantic_clusters(train_dataset, n_clusters=n_clusters, pca_dim=pca_dim, seed=seed)
+    clusters = compute_semantic_clusters(train_dataset, n_clusters=n_clusters, pca_dim=pca_dim, seed=seed,
+                                         pooling=pooling, segments=segments)  # fmt: skip
     return clusters, generate_hash_centers(clusters.semantic_centers, code_length, seed=seed)

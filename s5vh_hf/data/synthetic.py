@@ -84,7 +84,8 @@ def make_synthetic_videos(
     )
     nuisance = nuisance_scale * rng.standard_normal((num_videos, 1, feature_dim)) * 2.0
     noise = noise_scale * rng.standard_normal((num_videos, num_frames, feature_dim))
-    features = 0.6 * class_means[labels][:, None] + motion + nuisance + noise
+    # 2 · class_mean_scale and motion_scale · motion: the arrays of the defaults (0.6 and 1.0) are unchanged
+    features = 2 * class_mean_scale * class_means[labels][:, None] + motion_scale * motion + nuisance + noise
     features[steps >= lengths[:, None]] = 0.0
     video_ids = [f"{id_prefix}-{i:05d}" for i in range(num_videos)]
     return SyntheticVideos(features.astype(np.float32), labels.astype(np.int64), lengths.astype(np.int64), video_ids)

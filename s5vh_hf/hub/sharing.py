@@ -26,6 +26,16 @@ CARD_TAGS = [
 ]
 
 
+CODE_READINGS = {
+    "mean": "sign of the mean per-frame code (the paper)",
+    "mean+ends": "sign of the mean per-frame code averaged with the first and last frames' codes",
+    "ends": "sign of the mean of the first and last frames' codes",
+    "attention": "sign of an attention-weighted mean of the per-frame codes",
+    "segments": "each group of bits the sign of the mean code of one stretch of time",
+}
+"""How a config's ``code_pooling`` reads a code, in the card's words."""
+
+
 def enable_remote_code() -> None:
     """Register S5VH with transformers' Auto classes and remote-code saving (already done when the model module
     is imported; kept for explicit calls)."""
@@ -115,6 +125,7 @@ def render_model_card(
         conv_kernel=config.conv_kernel,
         expand=config.expand,
         tie_rule={"positive": "+1", "negative": "−1", "zero": "0"}[config.sign_tie_rule],
+        code_reading=CODE_READINGS.get(getattr(config, "code_pooling", "mean"), config.code_pooling),
         num_hash_centers=config.num_hash_centers,
         num_parameters=f"{model.num_parameters():,}",
         dataset_name=dataset_label if (dataset_id or config.dataset_name) else None,

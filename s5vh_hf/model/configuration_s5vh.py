@@ -17,10 +17,12 @@ from .codes import CODE_LENGTHS, check_code_length  # noqa: F401 - CODE_LENGTHS 
 MODEL_SIZES: dict[str, int] = {"mini": 1, "small": 6, "base": 12}
 """Encoder depth (number of bidirectional Mamba blocks) of each named model size."""
 
-CONFIG_FORMAT_VERSION = 2
+CONFIG_FORMAT_VERSION = 3
 """Version of the config layout this package writes; a config from a newer version is refused clearly.
 Version 2 added ``initialization`` and ``feature_normalization``; a version-1 config without them keeps the
-behaviour it was trained with (``"trunc_normal"``, ``"none"``)."""
+behaviour it was trained with (``"trunc_normal"``, ``"none"``). Version 3 reads codes from the mean frame code and
+the ends by default (``code_pooling="mean+ends"``); a config of an earlier version without the field keeps the mean
+frame code it was trained with."""
 
 SUPPORTED_TEMPORAL_MIXERS = ("mamba", "transformer", "lstm", "gru")
 SIGN_TIE_RULES = ("positive", "negative", "zero")
@@ -32,6 +34,7 @@ RELEASE_COMPATIBILITY: dict[str, Any] = dict(
     refresh_skips_hash_norm=True,
     decoder_token_order="visible_first",
     sign_tie_rule="zero",
+    code_pooling="mean",
     initialization="release",
     refresh_in_train_mode=True,
     feature_normalization="none",
@@ -40,6 +43,9 @@ RELEASE_COMPATIBILITY: dict[str, Any] = dict(
 (raw features included). :meth:`S5VHConfig.release_compatible_copy` applies them, for the checkpoint converter
 and ``S5VHConfig.from_preset(..., release_compatible=True)``; the package's defaults train better."""
 FEATURE_NORMALIZATIONS = ("standardize", "none")
+CLUSTER_POOLINGS = ("mean", "segments")
+CODE_POOLINGS = ("mean", "attention", "ends", "mean+ends", "segments")
+ORDER_NEGATIVES = ("none", "reversed")
 
 MAXIMA = {
     "feature_dim": 65536, "hidden_size": 16384, "decoder_hidden_size": 16384, "encoder_depth": 256,
@@ -117,6 +123,20 @@ class S5VHConfig(PretrainedConfig):
             and causal-conv1d; an error naming what to install where they cannot run), ``"cpu_kernel"`` (always
             the C kernel; an error where it cannot run), ``"fast"`` (always the PyTorch scan) or ``"reference"``
             (sequential oracle; slow). A backend asked for by name never falls back to another.
+        code_pooling: Where a video's code is read from its frames' codes: ``"mean+ends"`` (default: the average of
+            the mean frame code and the mean of the first and last frames' codes, where the two scan directions have
+            seen the whole video, in order), ``"mean"`` (the paper and the release: the sign of the mean frame code,
+            blind to where in the video a frame is), ``"ends"`` (the first and last frames alone), ``"attention"``
+            (a learned attention-weighted mean) or ``"segments"`` (each group of L/``code_segments`` bits read from
+            one stretch of time, in order). The order ablation in ``benchmarks/RESULTS.md`` compares them.
+        code_segments: Stretches of time of ``code_pooling="segments"`` (≥ 2, dividing ``code_length``).
+        order_negatives: ``"none"`` (the paper) or ``"reversed"``: each training video played backwards is one more
+            negative of the contrastive term, so that a sequence and its reversal get different codes (one more
+            encoder pass per step).
+        cluster_pooling: How training videos are pooled for the clustering that gives the first pseudo-labels and
+            the hash centers: ``"mean"`` (the paper; blind to frame order, so a sequence and its reversal share a
+            cluster) or ``"segments"`` (the concatenated means of ``cluster_segments`` stretches of time).
+        cluster_segments: Stretches of time of ``cluster_pooling="segments"`` (≥ 2).
         dataset_name: Name of the dataset preset this config was made from, if any.
     """
 
@@ -160,6 +180,11 @@ class S5VHConfig(PretrainedConfig):
         decoder_token_order: str = "temporal",
         sign_tie_rule: str = "positive",
         scan_implementation: str = "auto",
+        code_pooling: str | None = None,
+        code_segments: int = 4,
+        order_negatives: str = "none",
+        cluster_pooling: str = "mean",
+        cluster_segments: int = 3,
         dataset_name: str | None = None,
         s5vh_format_version: int = CONFIG_FORMAT_VERSION,
         **kwargs: Any,
@@ -208,6 +233,11 @@ class S5VHConfig(PretrainedConfig):
         self.decoder_token_order = decoder_token_order
         self.sign_tie_rule = sign_tie_rule
         self.scan_implementation = scan_implementation
+        self.code_pooling = code_pooling or ("mean" if s5vh_format_version < 3 else "mean+ends")
+        self.code_segments = code_segments
+        self.order_negatives = order_negatives
+        self.cluster_pooling = cluster_pooling
+        self.cluster_segments = cluster_segments
         self.dataset_name = dataset_name
         super().__init__(**kwargs)
         self.validate()
@@ -260,6 +290,13 @@ class S5VHConfig(PretrainedConfig):
                              f"({4 * parameters / 2**30:.3g} GiB in float32), beyond the supported "
                              f"{MAX_PARAMETERS / 1e9:g} billion; check hidden_size, expand and the depths")  # fmt: skip
         check_code_length(self.code_length)
+        pieces = self.code_segments
+        if not isinstance(pieces, int) or isinstance(pieces, bool) or pieces < 2 or self.code_length % pieces:
+            raise ValueError(f"S5VHConfig.code_segments must be an integer ≥ 2 that divides code_length "
+                             f"({self.code_length}), got {pieces!r}")  # fmt: skip
+        segments = self.cluster_segments
+        if not isinstance(segments, int) or isinstance(segments, bool) or not 2 <= segments <= 64:
+            raise ValueError(f"S5VHConfig.cluster_segments must be an integer in [2, 64], got {segments!r}")
         if not isinstance(self.warmup_epochs, int) or isinstance(self.warmup_epochs, bool) or self.warmup_epochs < 0:
             raise ValueError(f"S5VHConfig.warmup_epochs must be a non-negative integer, got {self.warmup_epochs!r}")
         # (low, high, low inclusive, high inclusive) of every real-valued field
@@ -299,6 +336,9 @@ class S5VHConfig(PretrainedConfig):
             "initialization": INITIALIZATIONS,
             "feature_normalization": FEATURE_NORMALIZATIONS,
             "scan_implementation": SCAN_IMPLEMENTATIONS,
+            "cluster_pooling": CLUSTER_POOLINGS,
+            "code_pooling": CODE_POOLINGS,
+            "order_negatives": ORDER_NEGATIVES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

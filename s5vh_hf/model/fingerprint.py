@@ -8,15 +8,24 @@ from typing import Any
 
 import torch
 
-FINGERPRINT_IGNORED_CONFIG = ("_name_or_path", "transformers_version", "_commit_hash", "auto_map")
-"""Config fields that say where a model came from or which library saved it, not how it computes codes."""
+FINGERPRINT_IGNORED_CONFIG = (
+    "_name_or_path", "transformers_version", "_commit_hash", "auto_map", "cluster_pooling", "cluster_segments",
+    "order_negatives",
+)  # fmt: skip
+"""Config fields that say where a model came from, which library saved it, or how its training data was clustered
+or which negatives its training used (fields added since fingerprints were first recorded, left out so that
+existing indexes stay valid) — not how it computes codes."""
+FINGERPRINT_LEGACY_DEFAULTS = {"code_pooling": "mean", "code_segments": 4}
+"""Fields added after fingerprints were first recorded, left out at the value that reproduces the older behaviour
+(so an index of an older model stays valid); any other value changes the codes and the fingerprint."""
 
 
 def model_fingerprint(model: Any) -> str:
     """sha256 of the model's full configuration (every field that can change a code: ``eps``, ``code_length``,
     ``sign_tie_rule``, …; not where it was loaded from) and of all its weights and buffers: codes from two
     models agree only if this does."""
-    config = {k: v for k, v in model.config.to_dict().items() if k not in FINGERPRINT_IGNORED_CONFIG}
+    config = {k: v for k, v in model.config.to_dict().items() if k not in FINGERPRINT_IGNORED_CONFIG
+              and not (k in FINGERPRINT_LEGACY_DEFAULTS and v == FINGERPRINT_LEGACY_DEFAULTS[k])}  # fmt: skip
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())

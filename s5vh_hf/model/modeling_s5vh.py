@@ -115,6 +115,65 @@ def mean_frame_code(frame_logits: torch.Tensor, mask: torch.Tensor) -> tuple[tor
     return frame_codes, frame_codes.sum(1) / weights.sum(1)
 
 
+def pooled_frame_code(
+    frame_logits: torch.Tensor,
+    mask: torch.Tensor,
+    pooling: str = "mean",
+    attention: nn.Module | None = None,
+    segments: int = 4,
+    lengths: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """±1 frame codes ``[B, T, L]`` (0 outside ``mask`` ``[B, T]``) and the video code ``[B, L]`` read from them:
+    their mean (``"mean"``, the paper), an attention-weighted mean (``"attention"``: softmax over the frames of
+    ``attention(frame_logits)``), the mean of the first and last frames' codes (``"ends"``, where the two scan
+    directions have seen the whole video), the average of those two readings (``"mean+ends"``), or, per group of L/``segments`` bits, the mean over one stretch of time
+    (``"segments"``: bits 0…L/S−1 read from the first S-th of the video, and so on, so that Hamming distance
+    compares the stretches in order). ``lengths`` ``[B]``: the videos' full lengths that the stretches divide
+    (default: the frames in ``mask``)."""
+    if pooling == "mean":
+        return mean_frame_code(frame_logits, mask)
+    if pooling == "segments":
+        return segment_frame_code(frame_logits, mask, segments, lengths)
+    weights = mask.to(frame_logits.dtype)[:, :, None]
+    frame_codes = binarize(frame_logits) * weights
+    if pooling == "attention":
+        scores = attention(frame_logits).squeeze(-1).float().masked_fill(~mask, float("-inf"))
+        shares = torch.softmax(scores, dim=1).to(frame_codes.dtype)[:, :, None]
+        return frame_codes, (frame_codes * shares).sum(1)
+    if pooling in ("ends", "mean+ends"):
+        positions = torch.arange(mask.shape[1], device=mask.device)[None].expand_as(mask)
+        first = torch.where(mask, positions, mask.shape[1]).min(1).values
+        last = torch.where(mask, positions, -1).max(1).values
+        rows = torch.arange(mask.shape[0], device=mask.device)
+        ends = (frame_codes[rows, first] + frame_codes[rows, last]) / 2
+        if pooling == "ends":
+            return frame_codes, ends
+        return frame_codes, (ends + frame_codes.sum(1) / weights.sum(1)) / 2
+    raise ValueError(f"Unknown code pooling {pooling!r}")
+
+
+def segment_frame_code(
+    frame_logits: torch.Tensor, mask: torch.Tensor, segments: int, lengths: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``"segments"`` reading of :func:`pooled_frame_code`: bit group g (L/S bits) is the mean code of the frames
+    in stretch g of S equal stretches of each video's ``lengths`` (a group whose stretch holds no frame in ``mask``
+    takes the mean over all of them)."""
+    batch, steps, bits = frame_logits.shape
+    weights = mask.to(frame_logits.dtype)[:, :, None]
+    frame_codes = binarize(frame_logits) * weights
+    lengths = mask.sum(1) if lengths is None else lengths
+    positions = torch.arange(steps, device=mask.device)[None, :]
+    stretch = torch.div(positions * segments, lengths.clamp(min=1)[:, None], rounding_mode="floor").clamp(
+        max=segments - 1
+    )
+    group = torch.arange(bits, device=mask.device) // (bits // segments)  # [L]
+    inside = (stretch[:, :, None] == group[None, None, :]).to(frame_codes.dtype) * weights  # [B, T, L]
+    counts = inside.sum(1)
+    overall = frame_codes.sum(1) / weights.sum(1)
+    in_stretch = (frame_codes * inside).sum(1) / counts.clamp(min=1)
+    return frame_codes, torch.where(counts > 0, in_stretch, overall)
+
+
 def per_video_reverse_index(lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
     """Index ``[B, T]`` that reverses each video's first ``lengths[b]`` frames and leaves padding in place.
 
@@ -514,6 +573,8 @@ def _linear_roles(model: nn.Module, config: S5VHConfig) -> None:
     (``"centers"``) and everything else (``"default"``, PyTorch's own initialisation, as the release keeps for
     the hash layer)."""
     model.center_head.s5vh_init_role = "centers"
+    if model.code_attention is not None:
+        model.code_attention.s5vh_init_role = "attention"
     for part in (model.encoder, model.decoder):
         for name, layer in part.named_modules():
             if not isinstance(layer, nn.Linear):
@@ -539,6 +600,10 @@ def _init_linear(layer: nn.Linear, role: str, config: S5VHConfig) -> None:
     Layers outside the encoder and decoder keep PyTorch's default (truncated normal under ``"trunc_normal"``).
     """
     scheme = config.initialization
+    if role == "attention":  # uniform weights over the frames until trained: the mean frame code
+        init.zeros_(layer.weight)
+        init.zeros_(layer.bias)
+        return
     if role == "centers":  # random ±1 hash centers until real ones are set with `set_hash_centers`
         init.copy_(layer.weight, torch.randint(0, 2, layer.weight.shape) * 2.0 - 1)
         return
@@ -589,6 +654,10 @@ class S5VHModel(S5VHPreTrainedModel):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
         self.decoder = S5VHDecoder(config)
         self.center_head = nn.Linear(config.code_length, config.num_hash_centers, bias=False)
+        if config.code_pooling == "attention":  # learned frame weights of the video code (zero: the mean at first)
+            self.code_attention = nn.Linear(config.code_length, 1)
+        else:
+            self.code_attention = None
         if config.feature_normalization == "standardize":
             self.register_buffer("feature_mean", torch.zeros(config.feature_dim))
             self.register_buffer("feature_scale", torch.ones(config.feature_dim))
@@ -876,7 +945,7 @@ class S5VHModel(S5VHPreTrainedModel):
         frame_logits, last_hidden, hidden_states = self._encode_frames(
             features, encoded_mask, hidden="all" if want_states else "last"
         )
-        frame_codes, video_codes = mean_frame_code(frame_logits, encoded_mask)
+        frame_codes, video_codes = self._video_code(frame_logits, encoded_mask, attention_mask.sum(1))
         weights = encoded_mask.to(frame_logits.dtype)[:, :, None]
         center_logits = self._center_scores(video_codes) / (self.config.code_length * self.config.center_temperature)
         reconstruction_mask = attention_mask & ~encoded_mask
@@ -896,6 +965,15 @@ class S5VHModel(S5VHPreTrainedModel):
         )
         use_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if use_dict else output.to_tuple()
+
+    def _video_code(
+        self, frame_logits: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame codes and the video code read from them (``config.code_pooling``); ``lengths``: the videos' full
+        lengths (a masked view's stretches are those of the whole video)."""
+        config = self.config
+        return pooled_frame_code(frame_logits, mask, config.code_pooling, self.code_attention,
+                                 getattr(config, "code_segments", 4), lengths)  # fmt: skip
 
     def _reconstruct(
         self, frame_codes: torch.Tensor, attention_mask: torch.Tensor, encoded_mask: torch.Tensor
@@ -929,7 +1007,7 @@ class S5VHModel(S5VHPreTrainedModel):
         features, attention_mask = _check_batch(features, attention_mask, self.config.feature_dim, self.validate_inputs)
         skip_norm = self.config.refresh_skips_hash_norm
         frame_logits = self._frame_logits(features.to(self.dtype), attention_mask, apply_hash_norm=not skip_norm)
-        video_codes = mean_frame_code(frame_logits, attention_mask)[1]
+        video_codes = self._video_code(frame_logits, attention_mask)[1]
         scores = self._center_scores(video_codes)
         return scores if skip_norm else scores / (self.config.code_length * self.config.center_temperature)
 
@@ -941,7 +1019,7 @@ class S5VHModel(S5VHPreTrainedModel):
         all frames visible: sign of the mean per-frame code."""
         features, attention_mask = _check_batch(features, attention_mask, self.config.feature_dim, self.validate_inputs)
         frame_logits = self._frame_logits(features.to(self.dtype), attention_mask)
-        return sign_with_tie_rule(mean_frame_code(frame_logits, attention_mask)[1], self.config.sign_tie_rule)
+        return sign_with_tie_rule(self._video_code(frame_logits, attention_mask)[1], self.config.sign_tie_rule)
 
     @torch.no_grad()
     def encode(

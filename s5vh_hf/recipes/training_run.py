@@ -91,7 +91,8 @@ def centers_for_training(run: TrainingRun, train: Any, config: S5VHConfig) -> tu
             raise ValueError(f"{run.centers} has pseudo-labels for {len(labels)} videos, the split has {len(train)}")
         return centers, labels
     logger.info("clustering %d videos into %d clusters …", len(train), config.num_hash_centers)
-    clusters, made = clusters_and_centers(train, config.num_hash_centers, config.code_length, seed=run.seed)
+    clusters, made = clusters_and_centers(train, config.num_hash_centers, config.code_length, seed=run.seed,
+                                          pooling=config.cluster_pooling, segments=config.cluster_segments)  # fmt: skip
     return made.centers, clusters.pseudo_labels
 
 

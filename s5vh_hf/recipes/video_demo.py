@@ -69,7 +69,8 @@ def run_video_demo(
     config = demo_config(code_length=32, num_hash_centers=len(names), warmup_epochs=epochs // 2)
     config.feature_dim = encoder.feature_dim
     model = S5VHModel(config)
-    clusters, centers = clusters_and_centers(splits["database"], len(names), 32, pca_dim=32, seed=seed)
+    clusters, centers = clusters_and_centers(splits["database"], len(names), 32, pca_dim=32, seed=seed,
+                                             pooling=config.cluster_pooling, segments=config.cluster_segments)  # fmt: skip
     model.set_hash_centers(centers.centers)
     args = s5vh_training_arguments(config, str(out_dir / "run"), num_train_examples=len(splits["database"]),
                                    num_train_epochs=epochs, save_strategy="no", logging_strategy="no", seed=seed,

@@ -23,18 +23,25 @@ def reconstruction_loss(predictions: torch.Tensor, targets: torch.Tensor) -> tor
 
 
 def debiased_contrastive_loss(
-    codes_1: torch.Tensor, codes_2: torch.Tensor, temperature: float, tau_plus: float
+    codes_1: torch.Tensor,
+    codes_2: torch.Tensor,
+    temperature: float,
+    tau_plus: float,
+    extra_negatives: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Local term: debiased contrastive loss (Chuang et al. 2020) between two views' video codes ``[B, L]``.
 
     2B anchors, one positive (the other view of the same video) and N = 2B − 2 negatives each:
     ``Ng = max((−τ⁺·N·pos + Σ_neg exp(s/t)) / (1 − τ⁺), N·e^(−1/t))``, loss = mean of −log(pos / (pos + Ng)).
+    ``extra_negatives`` ``[E, L]`` (e.g. the codes of the time-reversed videos) are negatives of every anchor too
+    (N = 2B − 2 + E).
     """
     batch = codes_1.shape[0]
     if batch < 2:
         raise ValueError(f"the contrastive loss needs at least 2 videos per batch, got {batch}")
     embeddings = F.normalize(torch.cat([codes_1, codes_2]), dim=-1)
-    similarity = torch.exp(embeddings @ embeddings.t() / temperature)  # [2B, 2B]
+    others = embeddings if extra_negatives is None else torch.cat([embeddings, F.normalize(extra_negatives, dim=-1)])
+    similarity = torch.exp(embeddings @ others.t() / temperature)  # [2B, 2B + E]
     index = torch.arange(2 * batch, device=codes_1.device)
     partner = (index + batch) % (2 * batch)
     positives = similarity[index, partner]
@@ -42,7 +49,7 @@ def debiased_contrastive_loss(
     negatives_mask[index, index] = False
     negatives_mask[index, partner] = False
     negative_sum = (similarity * negatives_mask).sum(1)
-    n_negatives = 2 * batch - 2
+    n_negatives = 2 * batch - 2 + (0 if extra_negatives is None else len(extra_negatives))
     debiased = (-tau_plus * n_negatives * positives + negative_sum) / (1 - tau_plus)
     debiased = torch.clamp(debiased, min=n_negatives * math.exp(-1 / temperature))
     return -torch.log(positives / (positives + debiased)).mean()
@@ -76,15 +83,17 @@ def slg_loss(
     center_weight: float,
     contrastive_temperature: float,
     tau_plus: float,
+    extra_negatives: torch.Tensor | None = None,
 ) -> SLGLoss:
     """``L = L_rec + α·L_con + β·L_ca`` over two masked views of the same B videos.
 
     ``reconstructions`` / ``reconstruction_targets``: per view ``[M_v, D]`` predicted / original features of the
     view's masked frames; ``video_codes`` ``[B, L]`` and ``center_logits`` ``[B, K]`` per view; ``pseudo_labels``
-    class ids ``[B]`` or soft labels ``[B, K]``.
+    class ids ``[B]`` or soft labels ``[B, K]``; ``extra_negatives`` ``[E, L]``: more negatives of the local term.
     """
     rec = sum(reconstruction_loss(r, t) for r, t in zip(reconstructions, reconstruction_targets))
-    con = debiased_contrastive_loss(video_codes[0], video_codes[1], contrastive_temperature, tau_plus)
+    con = debiased_contrastive_loss(video_codes[0], video_codes[1], contrastive_temperature, tau_plus,
+                                    extra_negatives)  # fmt: skip
     ca = (
         center_alignment_loss(center_logits[0], pseudo_labels) + center_alignment_loss(center_logits[1], pseudo_labels)
     ) / 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..model.modeling_s5vh import S5VHModel
+from ..model.modeling_s5vh import S5VHModel, per_video_reverse_index
 from .losses import SLGLoss, slg_loss
 
 
@@ -25,6 +25,11 @@ def two_view_slg_loss(
         raise ValueError("both views need masked frames to reconstruct; use mask_ratio > 0 and T ≥ 2")
     unwrapped = getattr(model, "module", model)  # DistributedDataParallel wraps the model
     config = unwrapped.config
+    extra_negatives = None
+    if getattr(config, "order_negatives", "none") == "reversed":  # each video played backwards is a negative
+        order = per_video_reverse_index(attention_mask.sum(1), features.shape[1])
+        reversed_features = features.gather(1, order[:, :, None].expand_as(features))
+        extra_negatives = model(reversed_features, attention_mask=attention_mask, visible_mask=visible_1).video_codes
     targets = unwrapped.normalize_features(features)  # the decoder reconstructs in the space the encoder reads
     return slg_loss(
         reconstructions=(view_1.reconstruction, view_2.reconstruction),
@@ -36,4 +41,5 @@ def two_view_slg_loss(
         center_weight=config.center_weight,
         contrastive_temperature=config.contrastive_temperature,
         tau_plus=config.debias_tau_plus,
+        extra_negatives=extra_negatives,
     )
