@@ -137,7 +137,7 @@ class SearchCollection:
 
     def search_upload(self, path: str | None, k: int = 10, radius: int | None = None) -> Answer:
         """Search with an uploaded (or recorded) video file."""
-        from ..video.decoding import BadVideo, read_frames
+        from ..video.decoding import BadVideo
 
         if not path:
             return Answer(message="Upload a video clip first.", error=True)
@@ -152,9 +152,7 @@ class SearchCollection:
                           f"{MAX_UPLOAD_BYTES / 1024**2:.0f} MB.", error=True)  # fmt: skip
         name = Path(path).name
         try:
-            options = {"num_frames": self.details.get("num_frames") or 25, "size": self.encoder.frame_side}
-            frames = read_frames(path, **options).frames
-            code = self.model.encode([self.encoder.encode(frames)], output="packed")[0]
+            code = self.video_index.encode_query(path, self.model, self.encoder)
         except BadVideo as bad:
             return Answer(message=f"Cannot use {name}: {bad.reason}.", error=True)
         except Exception as error:  # noqa: BLE001 - the page shows a message, the server keeps serving

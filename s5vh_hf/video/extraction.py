@@ -297,8 +297,7 @@ def _extract_chunk(part, work: Path, schema, encoder: FrameEncoder, options: dic
     skipped: dict[str, list[str]] = {}
     frames = 0
     by_path = dict((str(path), key) for key, path in part)
-    read_options = {"num_frames": options["num_frames"], "fps": options["fps"], "size": options["size"]}
-    for path, result in _decoded([path for _, path in part], decode_workers, 2 * decode_workers + 2, read_options):
+    for path, result in _decoded([path for _, path in part], decode_workers, 2 * decode_workers + 2, options):
         bar.update(1)
         key, absolute = by_path[str(path)], os.path.abspath(path)
         if isinstance(result, BadVideo):

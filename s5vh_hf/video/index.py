@@ -252,39 +252,42 @@ class VideoIndex:
     def _read_options(self, encoder: Any) -> dict[str, Any]:
         return {"num_frames": self.manifest.get("num_frames") or 25, "size": encoder.frame_side}
 
+    def encode_query(self, path: str | os.PathLike, model: Any, encoder: Any) -> np.ndarray:
+        """The packed code ``[L/8]`` of a query video, decoded and encoded as the collection was (same frames per
+        video and frame size); raises :class:`~s5vh_hf.video.decoding.BadVideo` when it cannot be decoded."""
+        from .decoding import read_frames
+
+        frames = read_frames(path, **self._read_options(encoder)).frames
+        return model.encode([encoder.encode(frames)], output="packed")[0]
+
     def search_videos(
         self, query_paths: list[str | os.PathLike], model: Any, encoder: Any, k: int = 10
     ) -> list[list[VideoHit]]:
         """Extract, encode and search each query video (same extractor settings as the index); a query that cannot
         be decoded raises :class:`~s5vh_hf.video.decoding.BadVideo` (:meth:`query_videos` reports it instead)."""
-        from .decoding import read_frames
+        from .decoding import BadVideo
 
-        self.check_compatible(model, encoder.identity)
-        options = self._read_options(encoder)
-        features = [encoder.encode(read_frames(path, **options).frames) for path in query_paths]
-        return self.search_codes(model.encode(features, output="packed"), k)
+        answers = self.query_videos(query_paths, model, encoder, k)
+        for answer in answers:
+            if answer.error is not None:
+                raise BadVideo(answer.query, answer.error)
+        return [answer.hits for answer in answers]
 
     def query_videos(self, query_paths: Sequence[str | os.PathLike], model: Any, encoder: Any,
                      k: int = 10) -> list[VideoQuery]:  # fmt: skip
-        """Like :meth:`search_videos`, but a query that cannot be decoded gets its reason in ``error`` and the others
+        """Search with each query video; a query that cannot be decoded gets its reason in ``error`` and the others
         are answered."""
-        from .decoding import BadVideo, read_frames
+        from .decoding import BadVideo
 
         self.check_compatible(model, encoder.identity)
-        options = self._read_options(encoder)
         answers = [VideoQuery(os.path.abspath(path)) for path in query_paths]
-        features, answered = [], []
         for answer, path in zip(answers, query_paths):
             try:
-                features.append(encoder.encode(read_frames(path, **options).frames))
-                answered.append(answer)
+                answer.hits = self.search_codes(self.encode_query(path, model, encoder)[None], k)[0]
             except BadVideo as bad:
                 answer.error = bad.reason
             except Exception as error:  # noqa: BLE001 - one bad query never stops the others
                 answer.error = f"{type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}"
-        if features:
-            for answer, hits in zip(answered, self.search_codes(model.encode(features, output="packed"), k)):
-                answer.hits = hits
         return answers
 
     def add_videos(self, videos: Sequence[str | os.PathLike], model: Any, encoder: Any, decode_workers: int = 2,
