@@ -82,13 +82,8 @@ def _search_with_upload(page, path: Path) -> str:
     clear = page.query_selector("#upload button[aria-label='Clear']")
     if clear is not None:  # the previous upload is still shown: remove it first, as a person would
         clear.click()
-        page.wait_for_selector("#upload button[aria-label='Clear']", state="detached")  # the drop area is back
-    page.wait_for_selector("#search-upload", state="visible")  # the page's scripts are up
-    page.wait_for_selector("#upload input[type=file]", state="attached")
-    with page.expect_response(lambda response: "/upload" in response.url, timeout=60000) as uploaded:
-        page.set_input_files("#upload input[type=file]", str(path))
-    assert uploaded.value.ok, f"the upload of {path.name} failed: HTTP {uploaded.value.status}"
-    page.locator("#upload .file-preview").get_by_text(path.name, exact=True).wait_for(timeout=60000)
+    page.set_input_files("#upload input[type=file]", str(path))
+    page.wait_for_selector("#upload :text('" + path.name + "')")
     page.click("#search-upload")
     page.wait_for_function("document.querySelector('#status').innerText.includes('" + path.name + "')", timeout=60000)
     return page.inner_text("#status")
