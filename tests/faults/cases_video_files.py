@@ -12,21 +12,24 @@ from pathlib import Path
 from .harness import ROOT, case, cli, cli_process, expect_clear, saved_model
 
 
+def _write_clip(path: Path, size: tuple[int, int]) -> Path:
+    """An 8-frame H.264 clip at ``path`` (folders made)."""
+    from s5vh_hf.video.corpus import write_case
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_case(path, frame_times=[t / 5 for t in range(8)], size=size)
+    return path
+
+
 def _setup(tmp: Path, count: int = 4) -> tuple[Path, Path, list[Path]]:
     import torch
 
-    from s5vh_hf.video.corpus import write_case
     from s5vh_hf.video.frame_encoders import VGGFeatures, save_vgg
 
     torch.manual_seed(0)
     encoder = save_vgg(VGGFeatures(width=1 / 32, hidden=24), tmp / "vgg")
     model = saved_model(tmp / "model")
-    paths = []
-    for index in range(count):
-        path = tmp / "videos" / f"clip-{index}.mp4"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_case(path, frame_times=[t / 5 for t in range(8)], size=(32, 32 + 8 * index))
-        paths.append(path)
+    paths = [_write_clip(tmp / "videos" / f"clip-{index}.mp4", (32, 32 + 8 * index)) for index in range(count)]
     return model, encoder, paths
 
 
@@ -80,14 +83,11 @@ def kill_during_an_extraction_then_rerun(tmp: Path):
 
 @case("kill -9")
 def kill_during_index_add(tmp: Path):
-    from s5vh_hf.video.corpus import write_case
     from s5vh_hf.video.index import VideoIndex
 
     model, encoder, paths = _setup(tmp, 3)
     _build(tmp, model, encoder, tmp / "videos")
-    extra = tmp / "more" / "new.mp4"
-    extra.parent.mkdir()
-    write_case(extra, frame_times=[t / 5 for t in range(8)], size=(40, 40))
+    extra = _write_clip(tmp / "more" / "new.mp4", (40, 40))
     for point, expected in (("staged:index", 3), ("journal:index", 4)):
         result = cli_process("index", str(tmp / "index"), "--add", str(extra), env={"S5VH_FAULT_POINT": point})
         if result.returncode != -signal.SIGKILL:
@@ -103,17 +103,11 @@ def kill_during_index_add(tmp: Path):
 
 @case("concurrent writers")
 def two_writers_add_to_one_index(tmp: Path):
-    from s5vh_hf.video.corpus import write_case
     from s5vh_hf.video.index import VideoIndex
 
     model, encoder, paths = _setup(tmp, 2)
     _build(tmp, model, encoder, tmp / "videos")
-    extra = []
-    for name in ("a", "b"):
-        path = tmp / name / f"{name}.mp4"
-        path.parent.mkdir()
-        write_case(path, frame_times=[t / 5 for t in range(8)], size=(40, 48))
-        extra.append(path)
+    extra = [_write_clip(tmp / name / f"{name}.mp4", (40, 48)) for name in ("a", "b")]
     command = [sys.executable, "-m", "s5vh_hf.cli", "index", str(tmp / "index"), "--add"]
     runs = [subprocess.Popen(command + [str(p)], cwd=ROOT, stderr=subprocess.PIPE, text=True) for p in extra]
     errors = [run.communicate(timeout=600)[1] for run in runs]
