@@ -82,10 +82,13 @@ def _search_with_upload(page, path: Path) -> str:
     clear = page.query_selector("#upload button[aria-label='Clear']")
     if clear is not None:  # the previous upload is still shown: remove it first, as a person would
         clear.click()
+        page.wait_for_selector("#upload input[type=file]", state="attached")
     page.set_input_files("#upload input[type=file]", str(path))
-    page.wait_for_selector("#upload :text('" + path.name + "')")
+    # The file preview names the upload once it has arrived (in a cell labelled with the name; its text splits
+    # stem and extension, and the name in the transient progress text can come and go before a busy test looks).
+    page.wait_for_selector(f"#upload td.filename[aria-label='{path.name}']", timeout=60000)
     page.click("#search-upload")
-    page.wait_for_function("document.querySelector('#status').innerText.includes('" + path.name + "')", timeout=60000)
+    page.wait_for_function("document.querySelector('#status').innerText.includes('" + path.name + "')", timeout=90000)
     return page.inner_text("#status")
 
 
