@@ -48,6 +48,7 @@ class MethodResult:
     seconds: float | None = None
     health: dict[str, Any] = field(default_factory=dict)
     curve: list[float] = field(default_factory=list)  # mAP at the first K after each epoch (record_curve)
+    readings: dict[str, float] = field(default_factory=dict)  # mAP at the first K of the trained model read otherwise
 
 
 def baseline_results(qset: QualitySet, seed: int) -> dict[str, MethodResult]:
@@ -113,11 +114,14 @@ def train_s5vh(
     training_overrides: dict[str, Any] | None = None,
     center_generator: str = "semantic",
     record_curve: bool = False,
+    readings: dict[str, dict[str, Any]] | None = None,
 ) -> MethodResult:
     """Cluster, generate centers, train S5VH (mini model) for the set's epochs and evaluate its codes.
 
     ``center_generator``: ``"semantic"`` (the package's GV-bounded, semantically consistent centers) or
-    ``"hadamard"`` (maximally separated Hadamard rows, for the ablation)."""
+    ``"hadamard"`` (maximally separated Hadamard rows, for the ablation). ``readings``: name → config fields
+    (``code_pooling``, ``code_ends_weight``) under which the trained model's codes are also evaluated, at no
+    training cost (``MethodResult.readings``)."""
     import torch
     from transformers import PrinterCallback, set_seed
 
@@ -178,6 +182,15 @@ def train_s5vh(
         database_codes = model.encode(qset.database[0], show_progress_bar=False)
         query_codes = model.encode(qset.query[0], show_progress_bar=False)
     report = evaluate_codes(database_codes, qset.database[1], query_codes, qset.query[1], ks=qset.ks)
+    other_readings = {}
+    for name, fields in (readings or {}).items():
+        reading = S5VHModel(S5VHConfig(**dict(values, **fields)))
+        missing, _ = reading.load_state_dict(model.state_dict(), strict=False)  # an attention reading's weights
+        assert not missing, missing
+        with torch.no_grad():
+            codes = [reading.eval().encode(split[0], show_progress_bar=False) for split in (qset.database, qset.query)]
+        other = evaluate_codes(codes[0], qset.database[1], codes[1], qset.query[1], ks=qset.ks)
+        other_readings[name] = other.map_at_k[qset.ks[0]]
     health = trainer.health_history[-1] if trainer.health_history else {}
     return MethodResult(
         report.map_at_k,
@@ -185,6 +198,7 @@ def train_s5vh(
         seconds=seconds,
         health=health,
         curve=curve,
+        readings=other_readings,
     )
 
 

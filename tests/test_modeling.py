@@ -277,13 +277,14 @@ def test_encode_outputs(tiny_model, tiny_config):
 def _expected_video_code(frame_codes: torch.Tensor, config) -> torch.Tensor:
     """The video code of frames ``[B, T, L]`` (all real) under ``config.code_pooling``, written out."""
     mean, ends = frame_codes.mean(1), (frame_codes[:, 0] + frame_codes[:, -1]) / 2
-    return {"mean": mean, "ends": ends, "mean+ends": (mean + ends) / 2}[config.code_pooling]
+    weight = config.code_ends_weight
+    return {"mean": mean, "ends": ends, "mean+ends": weight * ends + (1 - weight) * mean}[config.code_pooling]
 
 
-@pytest.mark.parametrize("pooling", ["mean", "ends", "mean+ends"])
-def test_encode_equals_the_sign_of_the_configured_reading(pooling):
+@pytest.mark.parametrize("pooling,ends_weight", [("mean", 0.5), ("ends", 0.5), ("mean+ends", 0.5), ("mean+ends", 0.25)])
+def test_encode_equals_the_sign_of_the_configured_reading(pooling, ends_weight):
     torch.manual_seed(0)
-    config = make_tiny_config(code_pooling=pooling)
+    config = make_tiny_config(code_pooling=pooling, code_ends_weight=ends_weight)
     model = S5VHModel(config).eval()
     videos = torch.randn(4, 7, config.feature_dim)
     frame_codes = model(videos).frame_codes
@@ -410,6 +411,9 @@ def test_code_pooling_reads_the_video_code_from_the_frames_as_configured(tmp_pat
     signs = torch.sign(logits)
     ends = pooled_frame_code(logits, mask, "ends")[1]
     torch.testing.assert_close(ends[1], (signs[1, 0] + signs[1, 3]) / 2)  # first and last real frames
+    for weight in (0.0, 0.25, 1.0):  # the blend's ends share: 0 is the mean, 1 the ends
+        blend = pooled_frame_code(logits, mask, "mean+ends", ends_weight=weight)[1]
+        torch.testing.assert_close(blend, weight * ends + (1 - weight) * mean)
     nn.init.normal_(attention.weight)
     logits.requires_grad_(True)
     pooled_frame_code(logits, mask, "attention", attention)[1].sum().backward()
@@ -423,6 +427,8 @@ def test_code_pooling_reads_the_video_code_from_the_frames_as_configured(tmp_pat
     assert loaded.config.code_pooling == "attention" and np.array_equal(loaded.encode(videos), model.encode(videos))
     with pytest.raises(ValueError, match="code_pooling"):
         S5VHConfig(feature_dim=8, code_length=16, code_pooling="max")
+    with pytest.raises(ValueError, match="code_ends_weight"):
+        S5VHConfig(feature_dim=8, code_length=16, code_ends_weight=1.5)
 
 
 def test_segment_code_pooling_reads_each_bit_group_from_its_stretch_of_time():
@@ -449,3 +455,16 @@ def test_segment_code_pooling_reads_each_bit_group_from_its_stretch_of_time():
     assert not torch.equal(torch.sign(backwards), torch.sign(codes[:1]))
     with pytest.raises(ValueError, match="code_segments"):
         S5VHConfig(feature_dim=8, code_length=16, code_pooling="segments", code_segments=3)
+
+
+def test_the_ends_weight_changes_the_fingerprint_only_where_the_reading_uses_it():
+    from s5vh_hf.model.fingerprint import model_fingerprint
+
+    model = S5VHModel(make_tiny_config(code_pooling="mean+ends", code_ends_weight=0.25))
+    blended = model_fingerprint(model)
+    model.config.code_ends_weight = 0.5
+    assert model_fingerprint(model) != blended  # another blend, other codes
+    model.config.code_pooling = "mean"
+    mean = model_fingerprint(model)
+    model.config.code_ends_weight = 0.25
+    assert model_fingerprint(model) == mean  # the mean reading ignores the weight

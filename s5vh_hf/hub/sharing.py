@@ -28,7 +28,7 @@ CARD_TAGS = [
 
 CODE_READINGS = {
     "mean": "sign of the mean per-frame code (the paper)",
-    "mean+ends": "sign of the mean per-frame code averaged with the first and last frames' codes",
+    "mean+ends": "sign of the mean per-frame code blended with the first and last frames' codes ({ends:.0%} ends)",
     "ends": "sign of the mean of the first and last frames' codes",
     "attention": "sign of an attention-weighted mean of the per-frame codes",
     "segments": "each group of bits the sign of the mean code of one stretch of time",
@@ -125,7 +125,9 @@ def render_model_card(
         conv_kernel=config.conv_kernel,
         expand=config.expand,
         tie_rule={"positive": "+1", "negative": "−1", "zero": "0"}[config.sign_tie_rule],
-        code_reading=CODE_READINGS.get(getattr(config, "code_pooling", "mean"), config.code_pooling),
+        code_reading=CODE_READINGS.get(getattr(config, "code_pooling", "mean"), config.code_pooling).format(
+            ends=getattr(config, "code_ends_weight", 0.5)
+        ),
         num_hash_centers=config.num_hash_centers,
         num_parameters=f"{model.num_parameters():,}",
         dataset_name=dataset_label if (dataset_id or config.dataset_name) else None,

@@ -123,13 +123,16 @@ class S5VHConfig(PretrainedConfig):
             and causal-conv1d; an error naming what to install where they cannot run), ``"cpu_kernel"`` (always
             the C kernel; an error where it cannot run), ``"fast"`` (always the PyTorch scan) or ``"reference"``
             (sequential oracle; slow). A backend asked for by name never falls back to another.
-        code_pooling: Where a video's code is read from its frames' codes: ``"mean+ends"`` (default: the average of
-            the mean frame code and the mean of the first and last frames' codes, where the two scan directions have
-            seen the whole video, in order), ``"mean"`` (the paper and the release: the sign of the mean frame code,
+        code_pooling: Where a video's code is read from its frames' codes: ``"mean+ends"`` (default: a blend of the
+            mean frame code and the mean of the first and last frames' codes, where the two scan directions have
+            seen the whole video, in order; ``code_ends_weight`` is the ends' share), ``"mean"`` (the paper and the release: the sign of the mean frame code,
             blind to where in the video a frame is), ``"ends"`` (the first and last frames alone), ``"attention"``
             (a learned attention-weighted mean) or ``"segments"`` (each group of L/``code_segments`` bits read from
             one stretch of time, in order). The order ablation in ``benchmarks/RESULTS.md`` compares them.
         code_segments: Stretches of time of ``code_pooling="segments"`` (≥ 2, dividing ``code_length``).
+        code_ends_weight: Share of the ends in ``code_pooling="mean+ends"`` (in [0, 1], default one half: where the
+            first and last frames agree on a bit they set it, unless every frame disagrees; elsewhere the mean frame
+            code does). Ignored by the other readings.
         order_negatives: ``"none"`` (the paper) or ``"reversed"``: each training video played backwards is one more
             negative of the contrastive term, so that a sequence and its reversal get different codes (one more
             encoder pass per step).
@@ -182,6 +185,7 @@ class S5VHConfig(PretrainedConfig):
         scan_implementation: str = "auto",
         code_pooling: str | None = None,
         code_segments: int = 4,
+        code_ends_weight: float = 0.5,
         order_negatives: str = "none",
         cluster_pooling: str = "mean",
         cluster_segments: int = 3,
@@ -235,6 +239,7 @@ class S5VHConfig(PretrainedConfig):
         self.scan_implementation = scan_implementation
         self.code_pooling = code_pooling or ("mean" if s5vh_format_version < 3 else "mean+ends")
         self.code_segments = code_segments
+        self.code_ends_weight = code_ends_weight
         self.order_negatives = order_negatives
         self.cluster_pooling = cluster_pooling
         self.cluster_segments = cluster_segments
@@ -302,6 +307,7 @@ class S5VHConfig(PretrainedConfig):
         # (low, high, low inclusive, high inclusive) of every real-valued field
         ranges = {
             "mask_ratio": (0.0, 1.0, True, False),
+            "code_ends_weight": (0.0, 1.0, True, True),
             "drop_path_rate": (0.0, 1.0, True, False),
             "debias_tau_plus": (0.0, 1.0, True, False),
             "pseudo_label_smoothing": (0.0, 1.0, True, True),

@@ -122,11 +122,13 @@ def pooled_frame_code(
     attention: nn.Module | None = None,
     segments: int = 4,
     lengths: torch.Tensor | None = None,
+    ends_weight: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """±1 frame codes ``[B, T, L]`` (0 outside ``mask`` ``[B, T]``) and the video code ``[B, L]`` read from them:
     their mean (``"mean"``, the paper), an attention-weighted mean (``"attention"``: softmax over the frames of
     ``attention(frame_logits)``), the mean of the first and last frames' codes (``"ends"``, where the two scan
-    directions have seen the whole video), the average of those two readings (``"mean+ends"``), or, per group of L/``segments`` bits, the mean over one stretch of time
+    directions have seen the whole video), a blend of those two readings (``"mean+ends"``: ``ends_weight`` × ends + (1 −
+    ``ends_weight``) × mean), or, per group of L/``segments`` bits, the mean over one stretch of time
     (``"segments"``: bits 0…L/S−1 read from the first S-th of the video, and so on, so that Hamming distance
     compares the stretches in order). ``lengths`` ``[B]``: the videos' full lengths that the stretches divide
     (default: the frames in ``mask``)."""
@@ -148,7 +150,7 @@ def pooled_frame_code(
         ends = (frame_codes[rows, first] + frame_codes[rows, last]) / 2
         if pooling == "ends":
             return frame_codes, ends
-        return frame_codes, (ends + frame_codes.sum(1) / weights.sum(1)) / 2
+        return frame_codes, ends_weight * ends + (1 - ends_weight) * frame_codes.sum(1) / weights.sum(1)
     raise ValueError(f"Unknown code pooling {pooling!r}")
 
 
@@ -973,7 +975,8 @@ class S5VHModel(S5VHPreTrainedModel):
         lengths (a masked view's stretches are those of the whole video)."""
         config = self.config
         return pooled_frame_code(frame_logits, mask, config.code_pooling, self.code_attention,
-                                 getattr(config, "code_segments", 4), lengths)  # fmt: skip
+                                 getattr(config, "code_segments", 4), lengths,
+                                 getattr(config, "code_ends_weight", 0.5))  # fmt: skip
 
     def _reconstruct(
         self, frame_codes: torch.Tensor, attention_mask: torch.Tensor, encoded_mask: torch.Tensor
