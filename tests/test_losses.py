@@ -79,7 +79,19 @@ def test_slg_combines_the_terms():
     torch.testing.assert_close(loss.center, expected_ca)
 
 
-@pytest.mark.parametrize("ratio, frames, visible", [(0.5, 25, 13), (0.75, 25, 7), (0.5, 30, 15), (0.75, 1, 1)])
+@pytest.mark.parametrize(
+    "ratio, frames, visible",
+    [
+        (0.5, 25, 13),
+        (0.75, 25, 7),
+        (0.5, 30, 15),
+        (0.75, 1, 1),
+        (0.25, 25, 19),
+        (0.25, 3, 2),
+        (0.25, 2, 1),
+        (0.5, 2, 1),
+    ],
+)
 def test_visible_frame_count(ratio, frames, visible):
     assert visible_frame_count(frames, ratio) == visible
 

@@ -9,8 +9,12 @@ import torch
 
 
 def visible_frame_count(num_frames: int, mask_ratio: float) -> int:
-    """V = T − floor(mask_ratio · T), at least 1."""
-    return max(1, num_frames - math.floor(mask_ratio * num_frames + 1e-9))
+    """V = T − floor(mask_ratio · T) (the paper), at least 1; a video of T ≥ 2 frames hides at least one (where
+    floor(mask_ratio · T) is 0, as for T < 4 at ratio 0.25), so that every view has a frame to reconstruct."""
+    hidden = math.floor(mask_ratio * num_frames + 1e-9)
+    if mask_ratio > 0 and num_frames >= 2:
+        hidden = max(1, hidden)
+    return max(1, num_frames - hidden)
 
 
 def two_view_visible_masks(

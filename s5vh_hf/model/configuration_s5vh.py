@@ -74,7 +74,8 @@ class S5VHConfig(PretrainedConfig):
         decoder_hidden_size: Decoder width (192).
         decoder_depth: Number of bidirectional Mamba blocks in the decoder (1).
         code_length: Number of bits L of a hash code.
-        mask_ratio: Fraction of frames hidden from the encoder in each training view.
+        mask_ratio: Fraction of frames hidden from the encoder in each training view (0.5; the dataset presets
+            carry the paper's 0.5 or 0.75). A video of two frames or more always hides at least one.
         drop_path_rate: Stochastic-depth rate of the last encoder block (linearly spaced from 0).
         state_size: Mamba state dimension N (16).
         conv_kernel: Width of Mamba's causal depthwise convolution (4).
