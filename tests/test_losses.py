@@ -142,3 +142,19 @@ def test_reversed_videos_as_negatives_train_a_step():
     loss = two_view_slg_loss(model, features, mask, visible_1, visible_2, torch.tensor([0, 1, 2, 3]))
     loss.total.backward()
     assert torch.isfinite(loss.total) and model.hash_layer.projection.weight.grad is not None
+
+
+def test_a_low_mask_ratio_still_gives_short_videos_a_frame_to_reconstruct():
+    from s5vh_hf import S5VHModel
+    from s5vh_hf.training.slg import two_view_slg_loss
+
+    from .conftest import make_tiny_config
+
+    torch.manual_seed(0)
+    model = S5VHModel(make_tiny_config(mask_ratio=0.25))
+    features = torch.randn(4, 3, model.config.feature_dim)  # floor(0.25 · 3) = 0 frames by the paper's rule
+    attention_mask = torch.ones(4, 3, dtype=torch.bool)
+    visible_1, visible_2 = two_view_visible_masks(attention_mask, 0.25, torch.Generator().manual_seed(0))
+    assert (visible_1.sum(1) == 2).all() and (visible_2.sum(1) == 2).all()
+    loss = two_view_slg_loss(model, features, attention_mask, visible_1, visible_2, torch.arange(4) % 2)
+    assert torch.isfinite(loss.total) and loss.total > 0
