@@ -169,7 +169,9 @@ def test_picking_a_collection_video_leaves_it_out_and_marks_hits(indexed):
     assert len(labels) == len(collection)
 
 
-def test_a_feature_collection_shows_ids_labels_and_precision(tmp_path):
+def test_a_feature_collection_shows_ids_labels_and_precision(tmp_path, monkeypatch):
+    import tempfile
+
     from s5vh_hf import S5VHConfig, S5VHModel
     from s5vh_hf.data.synthetic import make_synthetic_videos
     from s5vh_hf.data.writing import write_feature_split
@@ -179,12 +181,16 @@ def test_a_feature_collection_shows_ids_labels_and_precision(tmp_path):
     torch.manual_seed(0)
     model = S5VHModel(S5VHConfig(feature_dim=24, hidden_size=16, encoder_depth=1, decoder_hidden_size=16,
                                  code_length=16, num_hash_centers=4))  # fmt: skip
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     collection = SearchCollection.from_features(model, tmp_path / "data", split="database")
     assert not collection.has_videos and "feature collection" in collection.summary()
     answer = collection.search_member(collection.video_ids[0], k=4)
     assert answer.precision is not None and all(card.hit is not None for card in answer.cards)
     assert answer.precision == pytest.approx(sum(card.hit for card in answer.cards) / 4)
     assert collection.search_upload("whatever.mp4").error  # no videos to decode in a feature collection
+    assert collection.playable_copy(0) is None and not any(temporary.iterdir())  # nothing to play: no player folder
 
 
 def test_bad_uploads_and_ids_are_messages_not_errors(indexed, tmp_path, monkeypatch):

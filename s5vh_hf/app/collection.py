@@ -6,8 +6,10 @@ page shows it instead of a stack trace; nothing here takes a path from the page 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +63,7 @@ class SearchCollection:
         self.video_index, self.model, self.encoder, self.details = index, model, encoder, info
         self.hamming = HammingIndex.from_codes(codes, code_length)
         self.row_of = {video_id: row for row, video_id in enumerate(video_ids)}
-        self._player_dir = Path(tempfile.mkdtemp(prefix="s5vh-app-player-"))
+        self._player_dir: Path | None = None  # made on the first result played, removed when the process ends
 
     # ------------------------------------------------------------------------------------------------ building
 
@@ -216,6 +218,9 @@ class SearchCollection:
 
         if not 0 <= row < len(self) or not self.paths[row] or not Path(self.paths[row]).is_file():
             return None
+        if self._player_dir is None:
+            self._player_dir = Path(tempfile.mkdtemp(prefix="s5vh-app-player-"))
+            atexit.register(shutil.rmtree, self._player_dir, True)
         return str(browser_playable_copy(self.paths[row], self._player_dir / str(row)))
 
     @property
