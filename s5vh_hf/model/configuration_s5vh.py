@@ -126,10 +126,11 @@ class S5VHConfig(PretrainedConfig):
             (sequential oracle; slow). A backend asked for by name never falls back to another.
         code_pooling: Where a video's code is read from its frames' codes: ``"mean+ends"`` (default: a blend of the
             mean frame code and the mean of the first and last frames' codes, where the two scan directions have
-            seen the whole video, in order; ``code_ends_weight`` is the ends' share), ``"mean"`` (the paper and the release: the sign of the mean frame code,
-            blind to where in the video a frame is), ``"ends"`` (the first and last frames alone), ``"attention"``
-            (a learned attention-weighted mean) or ``"segments"`` (each group of L/``code_segments`` bits read from
-            one stretch of time, in order). The order ablation in ``benchmarks/RESULTS.md`` compares them.
+            seen the whole video, in order; ``code_ends_weight`` is the ends' share), ``"mean"`` (the paper and the
+            release: the sign of the mean frame code, blind to where in the video a frame is), ``"ends"`` (the
+            first and last frames alone), ``"attention"`` (a learned attention-weighted mean) or ``"segments"``
+            (each group of L/``code_segments`` bits read from one stretch of time, in order). The order ablation in
+            ``benchmarks/RESULTS.md`` compares them.
         code_segments: Stretches of time of ``code_pooling="segments"`` (≥ 2, dividing ``code_length``).
         code_ends_weight: Share of the ends in ``code_pooling="mean+ends"`` (in [0, 1], default one half: where the
             first and last frames agree on a bit they set it, unless every frame disagrees; elsewhere the mean frame

@@ -127,8 +127,8 @@ def pooled_frame_code(
     """±1 frame codes ``[B, T, L]`` (0 outside ``mask`` ``[B, T]``) and the video code ``[B, L]`` read from them:
     their mean (``"mean"``, the paper), an attention-weighted mean (``"attention"``: softmax over the frames of
     ``attention(frame_logits)``), the mean of the first and last frames' codes (``"ends"``, where the two scan
-    directions have seen the whole video), a blend of those two readings (``"mean+ends"``: ``ends_weight`` × ends + (1 −
-    ``ends_weight``) × mean), or, per group of L/``segments`` bits, the mean over one stretch of time
+    directions have seen the whole video), a blend of those two readings (``"mean+ends"``: ``ends_weight`` × ends
+    + (1 − ``ends_weight``) × mean), or, per group of L/``segments`` bits, the mean over one stretch of time
     (``"segments"``: bits 0…L/S−1 read from the first S-th of the video, and so on, so that Hamming distance
     compares the stretches in order). ``lengths`` ``[B]``: the videos' full lengths that the stretches divide
     (default: the frames in ``mask``)."""
