@@ -112,6 +112,25 @@ def test_two_views_split_one_permutation_of_the_real_frames():
     assert not torch.equal(other[0], first)
 
 
+@pytest.mark.parametrize("ratio", [0.25, 0.5, 0.75])
+def test_views_that_keep_the_ends_show_both_ends_and_split_the_rest(ratio):
+    lengths = [10, 7, 4, 3, 2]
+    attention_mask = torch.arange(10)[None] < torch.tensor(lengths)[:, None]
+    first, last = two_view_visible_masks(attention_mask, ratio, torch.Generator().manual_seed(0), keep_ends=True)
+    for row, length in enumerate(lengths):
+        if length < 4:  # too short to keep the ends and hide a frame in each view: split as usual
+            assert first[row].sum() == last[row].sum() == visible_frame_count(length, ratio)
+            continue
+        assert first[row, [0, length - 1]].all() and last[row, [0, length - 1]].all()
+        inner_1, inner_2 = first[row, 1 : length - 1], last[row, 1 : length - 1]
+        v = visible_frame_count(length - 2, ratio)
+        assert inner_1.sum() == inner_2.sum() == v
+        assert (inner_1 & inner_2).sum() == max(0, 2 * v - (length - 2))
+        assert not (first[row] | last[row])[length:].any()
+    plain = two_view_visible_masks(attention_mask, ratio, torch.Generator().manual_seed(0))
+    assert not torch.equal(plain[0], first)
+
+
 def test_extra_negatives_join_every_anchors_negatives():
     from s5vh_hf.training.losses import debiased_contrastive_loss
 

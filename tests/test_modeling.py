@@ -276,15 +276,20 @@ def test_encode_outputs(tiny_model, tiny_config):
 
 def _expected_video_code(frame_codes: torch.Tensor, config) -> torch.Tensor:
     """The video code of frames ``[B, T, L]`` (all real) under ``config.code_pooling``, written out."""
-    mean, ends = frame_codes.mean(1), (frame_codes[:, 0] + frame_codes[:, -1]) / 2
+    k = config.code_ends_frames
+    mean, ends = frame_codes.mean(1), (frame_codes[:, :k].mean(1) + frame_codes[:, -k:].mean(1)) / 2
     weight = config.code_ends_weight
     return {"mean": mean, "ends": ends, "mean+ends": weight * ends + (1 - weight) * mean}[config.code_pooling]
 
 
-@pytest.mark.parametrize("pooling,ends_weight", [("mean", 0.5), ("ends", 0.5), ("mean+ends", 0.5), ("mean+ends", 0.25)])
-def test_encode_equals_the_sign_of_the_configured_reading(pooling, ends_weight):
+@pytest.mark.parametrize(
+    "pooling,ends_weight,ends_frames",
+    [("mean", 0.5, 1), ("ends", 0.5, 1), ("mean+ends", 0.5, 1), ("mean+ends", 0.25, 1), ("ends", 0.5, 3),
+     ("mean+ends", 0.5, 2)],
+)  # fmt: skip
+def test_encode_equals_the_sign_of_the_configured_reading(pooling, ends_weight, ends_frames):
     torch.manual_seed(0)
-    config = make_tiny_config(code_pooling=pooling, code_ends_weight=ends_weight)
+    config = make_tiny_config(code_pooling=pooling, code_ends_weight=ends_weight, code_ends_frames=ends_frames)
     model = S5VHModel(config).eval()
     videos = torch.randn(4, 7, config.feature_dim)
     frame_codes = model(videos).frame_codes
@@ -429,6 +434,21 @@ def test_code_pooling_reads_the_video_code_from_the_frames_as_configured(tmp_pat
         S5VHConfig(feature_dim=8, code_length=16, code_pooling="max")
     with pytest.raises(ValueError, match="code_ends_weight"):
         S5VHConfig(feature_dim=8, code_length=16, code_ends_weight=1.5)
+    for frames in (0, 1.5, True):
+        with pytest.raises(ValueError, match="code_ends_frames"):
+            S5VHConfig(feature_dim=8, code_length=16, code_ends_frames=frames)
+    with pytest.raises(ValueError, match="mask_keeps_ends"):
+        S5VHConfig(feature_dim=8, code_length=16, mask_keeps_ends="yes")
+
+
+def test_end_frames_code_reads_the_first_and_last_frames_in_the_mask():
+    from s5vh_hf.model.modeling_s5vh import end_frames_code
+
+    codes = torch.arange(6.0)[None, :, None].repeat(2, 1, 1)  # frame t has code t
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [0, 1, 1, 0, 1, 0]], dtype=torch.bool)
+    assert end_frames_code(codes, mask, 1)[:, 0].tolist() == [2.5, 2.5]  # (0 + 5) / 2 and (1 + 4) / 2
+    assert end_frames_code(codes, mask, 2)[:, 0].tolist() == [2.5, (1 + 2 + 2 + 4) / 4]
+    assert end_frames_code(codes, mask, 3)[0, 0].item() == 2.5  # the halves meet: every frame once each side
 
 
 def test_segment_code_pooling_reads_each_bit_group_from_its_stretch_of_time():
@@ -467,4 +487,12 @@ def test_the_ends_weight_changes_the_fingerprint_only_where_the_reading_uses_it(
     model.config.code_pooling = "mean"
     mean = model_fingerprint(model)
     model.config.code_ends_weight = 0.25
-    assert model_fingerprint(model) == mean  # the mean reading ignores the weight
+    model.config.code_ends_frames = 3
+    assert model_fingerprint(model) == mean  # the mean reading ignores the weight and the frames at the ends
+    model.config.code_pooling = "ends"
+    three = model_fingerprint(model)
+    model.config.code_ends_frames = 1
+    one = model_fingerprint(model)
+    assert one != three
+    model.config.mask_keeps_ends = True
+    assert model_fingerprint(model) == one  # a training-only switch leaves the codes alone

@@ -40,16 +40,23 @@ class TwoViewCollator:
     Randomness comes from a private generator when ``seed`` is given, else from torch's global generator. With
     ``draw_views=False`` the collator only pads, and the views are left to the consumer: ``S5VHTrainer`` draws
     them inside the training step, after the Trainer has restored the checkpointed RNG on resume, which a
-    dataloader-side draw would precede.
+    dataloader-side draw would precede. ``keep_ends``: both views show each video's first and last frames
+    (``S5VHConfig.mask_keeps_ends``).
     """
 
     def __init__(
-        self, mask_ratio: float, seed: int | None = None, feature_dim: int | None = None, draw_views: bool = True
+        self,
+        mask_ratio: float,
+        seed: int | None = None,
+        feature_dim: int | None = None,
+        draw_views: bool = True,
+        keep_ends: bool = False,
     ) -> None:
         if draw_views and not (isinstance(mask_ratio, (int, float)) and 0 < mask_ratio < 1):
             raise ValueError(f"mask_ratio must be in (0, 1) to draw training views, got {mask_ratio!r}")
         self.mask_ratio = mask_ratio
         self.draw_views = draw_views
+        self.keep_ends = keep_ends
         self.feature_dim = feature_dim
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
@@ -83,6 +90,6 @@ class TwoViewCollator:
         }
         if self.draw_views:
             batch["visible_mask_1"], batch["visible_mask_2"] = two_view_visible_masks(
-                attention_mask, self.mask_ratio, self.generator
+                attention_mask, self.mask_ratio, self.generator, keep_ends=self.keep_ends
             )
         return batch

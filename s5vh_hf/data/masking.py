@@ -18,7 +18,10 @@ def visible_frame_count(num_frames: int, mask_ratio: float) -> int:
 
 
 def two_view_visible_masks(
-    attention_mask: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
+    attention_mask: torch.Tensor,
+    mask_ratio: float,
+    generator: torch.Generator | None = None,
+    keep_ends: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Visible-frame masks of the two views.
 
@@ -26,23 +29,26 @@ def two_view_visible_masks(
         attention_mask: ``[B, T]`` bool, True at real frames (real frames first).
         mask_ratio: Fraction of each video's real frames hidden from the encoder.
         generator: Seeded generator for reproducible views.
+        keep_ends: Show each video's first and last frames in both views (videos of four frames or more), so
+            that a code read at the ends reads the same frames in both views; the other T − 2 frames are split
+            between the views as a whole video is without it.
 
     Returns:
         ``(visible_1, visible_2)``, each ``[B, T]`` bool with V_b = T_b − floor(mask_ratio·T_b) frames per video.
-        With mask_ratio ≥ 0.5 the two views' visible sets are disjoint.
+        With mask_ratio ≥ 0.5 the two views' visible sets are disjoint (but for the ends with ``keep_ends``).
     """
     batch, steps = attention_mask.shape
-    lengths = attention_mask.sum(1)
-    # Random keys with padding pushed to the end give one random permutation of each video's real frames.
-    keys = torch.rand(batch, steps, generator=generator).to(attention_mask.device)
-    keys = keys.masked_fill(~attention_mask, 2.0)
+    device = attention_mask.device
+    lengths = attention_mask.sum(1, keepdim=True)
+    positions = torch.arange(steps, device=device)[None, :]
+    shown = attention_mask & ((positions == 0) | (positions == lengths - 1)) & (lengths >= 4) & keep_ends
+    split = attention_mask & ~shown  # the frames the views divide between them
+    # Random keys with the other frames pushed to the end give one random permutation of the frames to split.
+    keys = torch.rand(batch, steps, generator=generator).to(device).masked_fill(~split, 2.0)
     rank_to_frame = keys.argsort(dim=1)
-    ranks = torch.empty_like(rank_to_frame).scatter_(
-        1, rank_to_frame, torch.arange(steps, device=attention_mask.device).expand(batch, steps)
-    )
-    visible = torch.tensor(
-        [visible_frame_count(int(n), mask_ratio) for n in lengths.tolist()], device=attention_mask.device
-    )[:, None]
-    first = ranks < visible
-    last = (ranks >= lengths[:, None] - visible) & attention_mask
+    ranks = torch.empty_like(rank_to_frame).scatter_(1, rank_to_frame, positions.expand(batch, steps))
+    counts = split.sum(1)
+    visible = torch.tensor([visible_frame_count(n, mask_ratio) for n in counts.tolist()], device=device)[:, None]
+    first = shown | (ranks < visible)
+    last = shown | ((ranks >= counts[:, None] - visible) & split)
     return first, last

@@ -28,12 +28,20 @@ CARD_TAGS = [
 
 CODE_READINGS = {
     "mean": "sign of the mean per-frame code (the paper)",
-    "mean+ends": "sign of the mean per-frame code blended with the first and last frames' codes ({ends:.0%} ends)",
-    "ends": "sign of the mean of the first and last frames' codes",
+    "mean+ends": "sign of the mean per-frame code blended with the {frames} codes ({ends:.0%} ends)",
+    "ends": "sign of the mean of the {frames} codes",
     "attention": "sign of an attention-weighted mean of the per-frame codes",
     "segments": "each group of bits the sign of the mean code of one stretch of time",
 }
 """How a config's ``code_pooling`` reads a code, in the card's words."""
+
+
+def code_reading_words(config: Any) -> str:
+    """How ``config`` reads a code, in the card's words (the ends' share and frames filled in)."""
+    frames = getattr(config, "code_ends_frames", 1)
+    ends = "first and last frames'" if frames == 1 else f"first {frames} and last {frames} frames'"
+    words = CODE_READINGS.get(getattr(config, "code_pooling", "mean"), config.code_pooling)
+    return words.format(ends=getattr(config, "code_ends_weight", 0.5), frames=ends)
 
 
 def enable_remote_code() -> None:
@@ -125,9 +133,7 @@ def render_model_card(
         conv_kernel=config.conv_kernel,
         expand=config.expand,
         tie_rule={"positive": "+1", "negative": "−1", "zero": "0"}[config.sign_tie_rule],
-        code_reading=CODE_READINGS.get(getattr(config, "code_pooling", "mean"), config.code_pooling).format(
-            ends=getattr(config, "code_ends_weight", 0.5)
-        ),
+        code_reading=code_reading_words(config),
         num_hash_centers=config.num_hash_centers,
         num_parameters=f"{model.num_parameters():,}",
         dataset_name=dataset_label if (dataset_id or config.dataset_name) else None,

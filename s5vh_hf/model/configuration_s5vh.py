@@ -135,6 +135,12 @@ class S5VHConfig(PretrainedConfig):
         code_ends_weight: Share of the ends in ``code_pooling="mean+ends"`` (in [0, 1], default one half: where the
             first and last frames agree on a bit they set it, unless every frame disagrees; elsewhere the mean frame
             code does). Ignored by the other readings.
+        code_ends_frames: Frames read at each end by ``"ends"`` and ``"mean+ends"``: the mean code of the first k and
+            of the last k frames (default 1, the first and the last frame; 3 gives back part of what the ends cost
+            real sequences and loses some order, most on short videos: see the order ablation).
+        mask_keeps_ends: Show each training video's first and last frames in both masked views (videos of four
+            frames or more), so that the two views' codes read the same ends (default False: the paper's views,
+            which split every frame at random). Training only; the order ablation found it hurts.
         order_negatives: ``"none"`` (the paper) or ``"reversed"``: each training video played backwards is one more
             negative of the contrastive term, so that a sequence and its reversal get different codes (one more
             encoder pass per step).
@@ -188,6 +194,8 @@ class S5VHConfig(PretrainedConfig):
         code_pooling: str | None = None,
         code_segments: int = 4,
         code_ends_weight: float = 0.5,
+        mask_keeps_ends: bool = False,
+        code_ends_frames: int = 1,
         order_negatives: str = "none",
         cluster_pooling: str = "mean",
         cluster_segments: int = 3,
@@ -242,6 +250,8 @@ class S5VHConfig(PretrainedConfig):
         self.code_pooling = code_pooling or ("mean" if s5vh_format_version < 3 else "mean+ends")
         self.code_segments = code_segments
         self.code_ends_weight = code_ends_weight
+        self.mask_keeps_ends = mask_keeps_ends
+        self.code_ends_frames = code_ends_frames
         self.order_negatives = order_negatives
         self.cluster_pooling = cluster_pooling
         self.cluster_segments = cluster_segments
@@ -304,6 +314,11 @@ class S5VHConfig(PretrainedConfig):
         segments = self.cluster_segments
         if not isinstance(segments, int) or isinstance(segments, bool) or not 2 <= segments <= 64:
             raise ValueError(f"S5VHConfig.cluster_segments must be an integer in [2, 64], got {segments!r}")
+        ends_frames = self.code_ends_frames
+        if not isinstance(ends_frames, int) or isinstance(ends_frames, bool) or ends_frames < 1:
+            raise ValueError(f"S5VHConfig.code_ends_frames must be a positive integer, got {ends_frames!r}")
+        if not isinstance(self.mask_keeps_ends, bool):
+            raise ValueError(f"S5VHConfig.mask_keeps_ends must be True or False, got {self.mask_keeps_ends!r}")
         if not isinstance(self.warmup_epochs, int) or isinstance(self.warmup_epochs, bool) or self.warmup_epochs < 0:
             raise ValueError(f"S5VHConfig.warmup_epochs must be a non-negative integer, got {self.warmup_epochs!r}")
         # (low, high, low inclusive, high inclusive) of every real-valued field

@@ -123,14 +123,15 @@ def pooled_frame_code(
     segments: int = 4,
     lengths: torch.Tensor | None = None,
     ends_weight: float = 0.5,
+    ends_frames: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """±1 frame codes ``[B, T, L]`` (0 outside ``mask`` ``[B, T]``) and the video code ``[B, L]`` read from them:
     their mean (``"mean"``, the paper), an attention-weighted mean (``"attention"``: softmax over the frames of
     ``attention(frame_logits)``), the mean of the first and last frames' codes (``"ends"``, where the two scan
-    directions have seen the whole video), a blend of those two readings (``"mean+ends"``: ``ends_weight`` × ends
-    + (1 − ``ends_weight``) × mean), or, per group of L/``segments`` bits, the mean over one stretch of time
-    (``"segments"``: bits 0…L/S−1 read from the first S-th of the video, and so on, so that Hamming distance
-    compares the stretches in order). ``lengths`` ``[B]``: the videos' full lengths that the stretches divide
+    directions have seen the whole video; ``ends_frames`` frames at each end), a blend of those two readings
+    (``"mean+ends"``: ``ends_weight`` × ends + (1 − ``ends_weight``) × mean), or, per group of L/``segments``
+    bits, the mean over one stretch of time (``"segments"``: bits 0…L/S−1 read from the first S-th of the video,
+    and so on, so that Hamming distance compares the stretches in order). ``lengths`` ``[B]``: the videos' full lengths that the stretches divide
     (default: the frames in ``mask``)."""
     if pooling == "mean":
         return mean_frame_code(frame_logits, mask)
@@ -143,15 +144,20 @@ def pooled_frame_code(
         shares = torch.softmax(scores, dim=1).to(frame_codes.dtype)[:, :, None]
         return frame_codes, (frame_codes * shares).sum(1)
     if pooling in ("ends", "mean+ends"):
-        positions = torch.arange(mask.shape[1], device=mask.device)[None].expand_as(mask)
-        first = torch.where(mask, positions, mask.shape[1]).min(1).values
-        last = torch.where(mask, positions, -1).max(1).values
-        rows = torch.arange(mask.shape[0], device=mask.device)
-        ends = (frame_codes[rows, first] + frame_codes[rows, last]) / 2
+        ends = end_frames_code(frame_codes, mask, ends_frames)
         if pooling == "ends":
             return frame_codes, ends
         return frame_codes, ends_weight * ends + (1 - ends_weight) * frame_codes.sum(1) / weights.sum(1)
     raise ValueError(f"Unknown code pooling {pooling!r}")
+
+
+def end_frames_code(frame_codes: torch.Tensor, mask: torch.Tensor, count: int = 1) -> torch.Tensor:
+    """Mean code ``[B, L]`` of the first ``count`` and the last ``count`` frames in ``mask`` ``[B, T]`` of each video
+    (each end weighs one half; a video of fewer than 2·``count`` frames counts the shared frames at both ends)."""
+    order = mask.long().cumsum(1) - 1  # rank of each frame in mask from the start
+    from_end = mask.sum(1, keepdim=True) - 1 - order
+    weights = ((order < count) & mask).to(frame_codes.dtype) + ((from_end < count) & mask).to(frame_codes.dtype)
+    return (frame_codes * weights[:, :, None]).sum(1) / weights.sum(1, keepdim=True)
 
 
 def segment_frame_code(
@@ -976,7 +982,8 @@ class S5VHModel(S5VHPreTrainedModel):
         config = self.config
         return pooled_frame_code(frame_logits, mask, config.code_pooling, self.code_attention,
                                  getattr(config, "code_segments", 4), lengths,
-                                 getattr(config, "code_ends_weight", 0.5))  # fmt: skip
+                                 getattr(config, "code_ends_weight", 0.5),
+                                 getattr(config, "code_ends_frames", 1))  # fmt: skip
 
     def _reconstruct(
         self, frame_codes: torch.Tensor, attention_mask: torch.Tensor, encoded_mask: torch.Tensor

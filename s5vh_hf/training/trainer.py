@@ -262,7 +262,11 @@ class S5VHTrainer(Trainer):
             visible_1, visible_2 = inputs["visible_mask_1"], inputs["visible_mask_2"]
         else:  # drawn here, from the global RNG the Trainer checkpoints, so that resumed runs draw the same views
             attention_mask = inputs["attention_mask"]
-            visible_1, visible_2 = two_view_visible_masks(attention_mask.cpu(), unwrapped.config.mask_ratio)
+            visible_1, visible_2 = two_view_visible_masks(
+                attention_mask.cpu(),
+                unwrapped.config.mask_ratio,
+                keep_ends=getattr(unwrapped.config, "mask_keeps_ends", False),
+            )
             visible_1, visible_2 = visible_1.to(attention_mask.device), visible_2.to(attention_mask.device)
         loss = two_view_slg_loss(model, inputs["features"], inputs["attention_mask"], visible_1, visible_2, targets)
         if not torch.isfinite(loss.total):
