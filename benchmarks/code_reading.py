@@ -1,5 +1,5 @@
 """The cost of reading the code (``code_pooling``): encode videos/s with the paper's mean frame code against the
-default mean + ends, same weights, side by side (S5VH-small, 25 × 4096 features, 64 bits).
+default mean + ends (and three frames at each end), same weights, side by side (S5VH-small, 25 × 4096, 64 bits).
 
     python -m benchmarks.code_reading [--videos 1024] [--repeats 5]
 """
@@ -25,13 +25,13 @@ def main() -> None:
     config = S5VHConfig.from_preset("fcvid-64", model_size="small")
     model = S5VHModel(config).eval()
     videos = np.random.default_rng(0).standard_normal((args.videos, 25, config.feature_dim)).astype(np.float32)
-    rows, times = [], {}
-    for pooling in ("mean", "mean+ends"):
-        model.config.code_pooling = pooling
-        times[pooling] = median_seconds(lambda: model.encode(videos, batch_size=256, show_progress_bar=False),
-                                        repeats=args.repeats)  # fmt: skip
-    for pooling in ("mean", "mean+ends"):
-        rows.append([pooling, f"{args.videos / times[pooling]:.0f}", f"{times['mean'] / times[pooling]:.3f}×"])
+    readings = {"mean": ("mean", 1), "mean+ends": ("mean+ends", 1), "mean+ends, 3 frames at each end": ("mean+ends", 3)}
+    times = {}
+    for name, (pooling, ends_frames) in readings.items():
+        model.config.code_pooling, model.config.code_ends_frames = pooling, ends_frames
+        times[name] = median_seconds(lambda: model.encode(videos, batch_size=256, show_progress_bar=False),
+                                     repeats=args.repeats)  # fmt: skip
+    rows = [[name, f"{args.videos / times[name]:.0f}", f"{times['mean'] / times[name]:.3f}×"] for name in readings]
     body = (
         f"## Reading the code (`python -m benchmarks.code_reading`)\n\nMachine: {machine_description()}.\n\n"
         f"Encode {args.videos} videos of 25 × {config.feature_dim} (S5VH-small, 64 bits, batch 256), median of "
