@@ -33,6 +33,7 @@ PLOT = Path(__file__).with_name("order_curves.png")
 ONE_END_FRAME = {"code_ends_frames": 1}
 """The ends as they were read when these rows ran (and the default): the first and the last frame."""
 DEFAULT_READING = {"code_pooling": "mean+ends", "code_ends_weight": 0.5, **ONE_END_FRAME}
+"""The default reading, stated in full (run_job copies each row's dicts before use)."""
 CI_MODEL = {"hidden_size": 32, "decoder_hidden_size": 32, "drop_path_rate": 0.0}
 """The CI learning-quality test's model (tests/test_learning_quality.py): width 32, one block, no stochastic depth."""
 METHODS: dict[str, tuple[dict, dict]] = {
@@ -42,7 +43,7 @@ METHODS: dict[str, tuple[dict, dict]] = {
     "clusters on 2 segments": ({"cluster_pooling": "segments", "cluster_segments": 2, "code_pooling": "mean"}, {}),
     "code read by attention": ({"code_pooling": "attention"}, {}),
     "code read at the ends": ({"code_pooling": "ends", "code_ends_frames": 1}, {}),
-    "code read at the ends and the mean": ({"code_pooling": "mean+ends", "code_ends_weight": 0.5, **ONE_END_FRAME}, {}),
+    "code read at the ends and the mean": (DEFAULT_READING, {}),
     "ends weighted 1/3": ({"code_pooling": "mean+ends", "code_ends_weight": 1 / 3, **ONE_END_FRAME}, {}),
     "ends weighted 1/4": ({"code_pooling": "mean+ends", "code_ends_weight": 0.25, **ONE_END_FRAME}, {}),
     "mean + ends with mask ratio 0.25": ({"code_pooling": "mean+ends", "mask_ratio": 0.25, **ONE_END_FRAME}, {}),
@@ -54,7 +55,7 @@ METHODS: dict[str, tuple[dict, dict]] = {
         {"code_pooling": "mean+ends", "code_ends_frames": 3, "mask_ratio": 0.375},
         {},
     ),
-    "defaults with learning rate 3e-3": ({"code_pooling": "mean+ends", **ONE_END_FRAME}, {"learning_rate": 3e-3}),
+    "defaults with learning rate 3e-3": (DEFAULT_READING, {"learning_rate": 3e-3}),
     "CI model: defaults": ({**CI_MODEL, **DEFAULT_READING}, {}),
     "CI model: paper's reading": ({**CI_MODEL, "code_pooling": "mean"}, {}),
     "CI model: 3 frames at each end": ({**CI_MODEL, **DEFAULT_READING, "code_ends_frames": 3}, {}),

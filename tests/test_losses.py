@@ -132,7 +132,8 @@ def test_views_that_keep_the_ends_show_both_ends_and_split_the_rest(ratio):
 
 
 def test_the_paper_views_draw_the_masks_they_drew_before_keep_ends_existed():
-    """Masks of s5vh-hf before ``keep_ends`` (same seed): a checkpoint resumed across the change draws the same views."""
+    """Masks of s5vh-hf before ``keep_ends`` (same seed): a checkpoint resumed across the change draws the same
+    views."""
     attention_mask = torch.arange(6)[None] < torch.tensor([[6], [4], [2]])
     first, last = two_view_visible_masks(attention_mask, 0.5, torch.Generator().manual_seed(0))
     assert first.int().tolist() == [[0, 0, 1, 1, 1, 0], [1, 0, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0]]

@@ -131,8 +131,8 @@ def pooled_frame_code(
     directions have seen the whole video; ``ends_frames`` frames at each end), a blend of those two readings
     (``"mean+ends"``: ``ends_weight`` × ends + (1 − ``ends_weight``) × mean), or, per group of L/``segments``
     bits, the mean over one stretch of time (``"segments"``: bits 0…L/S−1 read from the first S-th of the video,
-    and so on, so that Hamming distance compares the stretches in order). ``lengths`` ``[B]``: the videos' full lengths that the stretches divide
-    (default: the frames in ``mask``)."""
+    and so on, so that Hamming distance compares the stretches in order). ``lengths`` ``[B]``: the videos' full
+    lengths that the stretches divide (default: the frames in ``mask``)."""
     if pooling == "mean":
         return mean_frame_code(frame_logits, mask)
     if pooling == "segments":
