@@ -496,3 +496,21 @@ def test_the_ends_weight_changes_the_fingerprint_only_where_the_reading_uses_it(
     assert one != three
     model.config.mask_keeps_ends = True
     assert model_fingerprint(model) == one  # a training-only switch leaves the codes alone
+
+
+def test_a_saved_model_can_be_read_otherwise_at_load_and_bad_overrides_are_refused(tmp_path):
+    from s5vh_hf.model.fingerprint import model_fingerprint
+
+    torch.manual_seed(0)
+    model = S5VHModel(make_tiny_config()).eval()  # the default reading, mean + ends
+    model.save_pretrained(tmp_path / "model")
+    videos = torch.randn(4, 7, model.config.feature_dim)
+    read_by_mean = S5VHModel.from_pretrained(tmp_path / "model", code_pooling="mean").eval()
+    assert read_by_mean.config.code_pooling == "mean"
+    expected = sign_with_tie_rule(_expected_video_code(model(videos).frame_codes, read_by_mean.config), "positive")
+    assert np.array_equal(read_by_mean.encode(videos), expected.detach().numpy().astype(np.int8))
+    assert model_fingerprint(read_by_mean) != model_fingerprint(model)  # an index of the default codes is not its
+    for override, field in (({"code_pooling": "max"}, "code_pooling"), ({"code_ends_weight": 1.5}, "code_ends_weight"),
+                            ({"code_ends_frames": 0}, "code_ends_frames")):  # fmt: skip
+        with pytest.raises(ValueError, match=field):
+            S5VHModel.from_pretrained(tmp_path / "model", **override)

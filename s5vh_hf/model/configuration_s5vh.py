@@ -280,6 +280,15 @@ class S5VHConfig(PretrainedConfig):
         """A copy with :data:`RELEASE_COMPATIBILITY` applied, validated like any config."""
         return type(self).from_dict({**self.to_dict(), **RELEASE_COMPATIBILITY})
 
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> Any:
+        """``PretrainedConfig.from_dict``, validated again after the keyword overrides: transformers sets those
+        after ``__init__`` (``S5VHModel.from_pretrained(path, code_pooling="mean")`` reads a saved model otherwise),
+        so an out-of-range override would otherwise pass unchecked."""
+        result = super().from_dict(config_dict, **kwargs)
+        (result[0] if isinstance(result, tuple) else result).validate()
+        return result
+
     def time_step_rank_for(self, width: int) -> int:
         """Rank R of Mamba's Δ projection for a block of the given width (ceil(width/16) unless set)."""
         return self.time_step_rank if self.time_step_rank is not None else math.ceil(width / 16)
