@@ -41,12 +41,13 @@ def test_default_configuration_beats_mean_pooled_baselines_on_order_dependent_da
     config = make_tiny_config(
         feature_dim=32, hidden_size=32, encoder_depth=1, decoder_hidden_size=32, num_hash_centers=8
     )  # defaults otherwise: scaled initialisation, standardised features
-    # 40 epochs: at 25 the margin over float kNN (0.17–0.22 vs 0.176 over seven seeds) was within seed noise.
+    # 80 epochs: at 40 the default reached 0.47–0.77× the order-aware float kNN over four seeds, at 80 0.91–0.99×
+    # (python -m benchmarks.order_ablation --section order-ci-budget; 25 did not clearly beat float kNN).
     clusters, centers = preprocess(splits["train"], 8, 16, pca_dim=32)
     model = S5VHModel(config)
     model.set_hash_centers(centers.centers)
     args = s5vh_training_arguments(
-        config, str(tmp_path / "run"), num_train_examples=240, num_train_epochs=40, save_strategy="no",
+        config, str(tmp_path / "run"), num_train_examples=240, num_train_epochs=80, save_strategy="no",
         logging_strategy="no", use_cpu=True, seed=0,
     )  # fmt: skip
     S5VHTrainer(model, args, splits["train"], clusters.pseudo_labels).train()
@@ -65,6 +66,6 @@ def test_default_configuration_beats_mean_pooled_baselines_on_order_dependent_da
     assert len(np.unique(codes, axis=0)) > 80, "the codes collapsed"
     assert s5vh > 1.2 * lsh_map, f"S5VH mAP@{K} {s5vh:.3f} does not clearly beat LSH {lsh_map:.3f}"
     assert s5vh > knn_map, f"S5VH mAP@{K} {s5vh:.3f} does not beat float kNN on mean-pooled features {knn_map:.3f}"
-    # 0.80× here with the default reading (mean + ends); the paper's mean frame code reaches 0.69×.
-    assert s5vh >= 0.7 * ordered_map, (f"S5VH mAP@{K} {s5vh:.3f} is below 0.7× the order-aware float kNN "
+    print(f"S5VH mAP@{K} {s5vh:.3f}: {s5vh / ordered_map:.2f}× the order-aware float kNN {ordered_map:.3f}")
+    assert s5vh >= 0.8 * ordered_map, (f"S5VH mAP@{K} {s5vh:.3f} is below 0.8× the order-aware float kNN "
                                        f"{ordered_map:.3f}")  # fmt: skip
