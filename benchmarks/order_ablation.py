@@ -154,8 +154,8 @@ def order_free_set(seed: int) -> QualitySet:
 
 def ci_order_set() -> QualitySet:
     """The CI learning-quality test's order-dependent data (tests/test_learning_quality.py): 12 frames × 32, 8
-    classes, 240 / 160 / 80 videos, 16 bits, 8 clusters, 40 epochs (the test trains 80 since the "80 epochs" rows);
-    the same videos for every seed (the seed trains)."""
+    classes, 240 / 160 / 80 videos, 16 bits, 8 clusters, 40 epochs (the CI test itself trains 80,
+    the "80 epochs" rows); the same videos for every seed (the seed trains)."""
     from s5vh_hf.data.synthetic import make_order_dependent_videos
 
     data = make_order_dependent_videos(num_videos=480, num_base_classes=4, num_frames=12, feature_dim=32,
@@ -196,20 +196,20 @@ SECTIONS = {
         "Order in the codes",
         "Mini model, each set's epochs, one change from the defaults per row",
         "Why the default is what it is: the paper's reading (the sign of the mean frame code) is blind to where a "
-        "frame is and leaves a third of the order-aware search behind; reading the first and last frames, where both "
-        "scan directions have seen the whole video, orders best but carries what happens to be at the ends; the blend"
-        " of the two (the default) keeps 1.17–1.36× the order-aware kNN for .017 on digits and .008 on order-free "
-        "data. At the sets' epochs it costs OSULeaf .031 (eight seeds); at twice the epochs OSULeaf, ACSF1, order-"
-        "free and demo data are level with the paper's reading (OSULeaf .340 against .344, eight seeds): there the "
-        "ends slow learning. Digits falls further behind at twice the epochs (.824 against .861, four seeds), "
-        "although its first and last rows hold as much ink as the others. Every change that gives digits or OSULeaf "
-        "back loses order elsewhere: three frames at each end and a mask ratio of 0.375 reach only 0.77× and 0.67× on"
-        " the CI test's 12-frame set at 80 epochs, where the default reaches 0.94× (next section); a mask ratio of "
-        "0.25 costs order-free and demo data .06; the code read by two time segments orders that set best (0.98×) but"
-        " the main order set worst (0.69×) and costs OSULeaf; a smaller share of the ends or five frames at each end "
-        "does not help OSULeaf; a learning rate of 3e-3 orders better and costs ACSF1 .05; views that share the ends "
-        "make the contrastive term too easy (.264 on OSULeaf); attention pooling, segment clusters and reversed "
-        "negatives order no better than the mean.",
+        "frame is and leaves a third of the order-aware search behind; reading the first and last frames, where "
+        "both scan directions have seen the whole video, orders best but carries what happens to be at the ends; "
+        "the blend of the two (the default) keeps 1.17–1.36× the order-aware kNN for .017 on digits and .008 on "
+        "order-free data. At the sets' epochs it costs OSULeaf .031 (eight seeds); at twice the epochs OSULeaf, "
+        "ACSF1, order-free and demo data are level with the paper's reading (OSULeaf .340 against .344, eight "
+        "seeds): there the ends slow learning. Digits falls further behind at twice the epochs (.824 against "
+        ".861, four seeds), although its first and last rows hold as much ink as the others. Every change that "
+        "gives digits or OSULeaf back loses order elsewhere: three frames at each end and a mask ratio of 0.375 "
+        "reach only 0.77× and 0.67× on the CI test's 12-frame set at 80 epochs, where the default reaches 0.94× "
+        "(next section); a mask ratio of 0.25 costs order-free and demo data .06; the code read by two time "
+        "segments orders that set best (0.98×) but the main order set worst (0.69×) and costs OSULeaf; a smaller "
+        "share of the ends or five frames at each end does not help OSULeaf; a learning rate of 3e-3 orders "
+        "better and costs ACSF1 .05; views that share the ends make the contrastive term too easy (.264 on "
+        "OSULeaf); attention pooling, segment clusters and reversed negatives order no better than the mean.",
     ),
     "order-ci-budget": (
         "Order on the CI test's short videos, by budget",
