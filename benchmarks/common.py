@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import platform
 import re
@@ -10,6 +12,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -87,3 +90,19 @@ def write_section(name: str, body: str) -> None:
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
     RESULTS_PATH.write_text(text)
+
+
+def merge_into_json_file(path: Path, additions: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Add ``additions`` (table name → entries) to the JSON object of tables at ``path`` (created if missing) and
+    return the whole object as written. It is read, merged and replaced atomically under an exclusive lock on
+    ``path`` + ``.lock``, so two benchmark runs that store results in one file at once keep each other's entries (a
+    plain read-modify-write drops the other's)."""
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stored = json.loads(path.read_text()) if path.exists() else {}
+        for table, entries in additions.items():
+            stored.setdefault(table, {}).update(entries)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(stored, indent=1))
+        os.replace(temporary, path)
+    return stored
