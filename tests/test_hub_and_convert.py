@@ -180,7 +180,7 @@ def test_model_card_has_metadata_usage_and_evaluation(tmp_path, tiny_model, tiny
     assert "| mAP@K |" in card and "arXiv:2412.14518" in card
     fresh = render_model_card(S5VHModel(make_tiny_config()), repo_id="me/x")
     assert "No evaluation was recorded" in str(fresh) and "me/x" in str(fresh)
-    assert "blended with the first and last frames' codes (50% ends)" in str(fresh)  # how the code is read
+    assert "blended with the first and last frames' codes (33% ends)" in str(fresh)  # how the code is read
     wide = render_model_card(S5VHModel(make_tiny_config(code_ends_frames=3, code_ends_weight=0.25)), repo_id="me/x")
     assert "blended with the first 3 and last 3 frames' codes (25% ends)" in str(wide)
 

@@ -147,3 +147,17 @@ def test_a_version_2_config_keeps_the_mean_frame_code_it_was_trained_with(tmp_pa
     assert S5VHConfig.from_pretrained(tmp_path).code_pooling == "mean"
     assert make_tiny_config().code_pooling == "mean+ends"  # the default since format 3 (the order ablation)
     assert S5VHConfig.from_preset("ucf101-32", release_compatible=True).code_pooling == "mean"
+
+
+def test_a_version_3_config_keeps_half_ends_and_trains_without_the_ends_term(tmp_path):
+    values = make_tiny_config().to_dict()
+    values.pop("code_ends_weight")
+    values.pop("ends_term_weight")
+    values["s5vh_format_version"] = 3
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    old = S5VHConfig.from_pretrained(tmp_path)
+    assert (old.code_pooling, old.code_ends_weight, old.ends_term_weight) == ("mean+ends", 0.5, 0.0)
+    new = make_tiny_config()  # the defaults since format 4 (the order ablation's fifth round)
+    assert (new.code_pooling, new.code_ends_weight, new.ends_term_weight) == ("mean+ends", 1 / 3, 1.0)
+    assert new.s5vh_format_version == 4
+    assert S5VHConfig.from_preset("ucf101-32", release_compatible=True).ends_term_weight == 0.0

@@ -186,3 +186,104 @@ def test_a_low_mask_ratio_still_gives_short_videos_a_frame_to_reconstruct():
     assert (visible_1.sum(1) == 2).all() and (visible_2.sum(1) == 2).all()
     loss = two_view_slg_loss(model, features, attention_mask, visible_1, visible_2, torch.arange(4) % 2)
     assert torch.isfinite(loss.total) and loss.total > 0
+
+
+def test_the_ends_term_adds_the_contrastive_and_center_terms_of_the_end_frames_code():
+    from s5vh_hf import S5VHModel
+    from s5vh_hf.model.modeling_s5vh import end_frames_code
+    from s5vh_hf.training.slg import two_view_slg_loss
+
+    from .conftest import make_tiny_config
+
+    torch.manual_seed(0)
+    features = torch.randn(4, 6, 8)
+    mask = torch.ones(4, 6, dtype=torch.bool)
+    mask[0, 4:] = False
+    visible_1 = torch.tensor([[1, 0, 1, 0, 1, 0]] * 4, dtype=torch.bool)
+    visible_2 = ~visible_1 & mask
+    labels = torch.tensor([0, 1, 2, 3])
+    model = S5VHModel(make_tiny_config(feature_dim=8, code_pooling="mean", num_hash_centers=4, ends_term_weight=0.0))
+    config = model.config
+    torch.manual_seed(1)  # the views' stochastic depth draws the same in both evaluations
+    plain = two_view_slg_loss(model, features, mask, visible_1, visible_2, labels)
+    config.ends_term_weight = 0.7
+    torch.manual_seed(1)
+    with_ends = two_view_slg_loss(model, features, mask, visible_1, visible_2, labels)
+
+    torch.manual_seed(1)
+    ends = []
+    for visible in (visible_1, visible_2):
+        view = model(features, attention_mask=mask, visible_mask=visible)
+        ends.append(end_frames_code(view.frame_codes, view.encoded_mask, 1))
+    # Each view's own ends: its first and last visible frames (video 0's last one is frame 2 in view 1).
+    frame_codes = model(features, attention_mask=mask, visible_mask=visible_1).frame_codes
+    assert torch.allclose(ends[0][0], (frame_codes[0, 0] + frame_codes[0, 2]) / 2)
+    scale = config.code_length * config.center_temperature
+    con = debiased_contrastive_loss(ends[0], ends[1], config.contrastive_temperature, config.debias_tau_plus)
+    ca = (center_alignment_loss(model._center_scores(ends[0]) / scale, labels)
+          + center_alignment_loss(model._center_scores(ends[1]) / scale, labels)) / 2  # fmt: skip
+    expected = plain.total + 0.7 * (config.contrastive_weight * con + config.center_weight * ca)
+    assert torch.allclose(with_ends.total, expected, atol=1e-5)
+    assert torch.allclose(with_ends.contrastive, plain.contrastive)  # the logged terms stay the code's own
+    with_ends.total.backward()
+    assert model.hash_layer.projection.weight.grad is not None
+
+
+@pytest.mark.parametrize("weight", [-0.5, float("nan"), "1"])
+def test_a_bad_ends_term_weight_is_refused(weight):
+    from s5vh_hf import S5VHConfig
+
+    with pytest.raises(ValueError, match="ends_term_weight"):
+        S5VHConfig(feature_dim=8, code_length=16, ends_term_weight=weight)
+
+
+def test_the_ends_term_is_training_only_and_leaves_the_fingerprint_alone():
+    from s5vh_hf import S5VHModel
+    from s5vh_hf.model.fingerprint import model_fingerprint
+
+    from .conftest import make_tiny_config
+
+    model = S5VHModel(make_tiny_config())
+    before = model_fingerprint(model)
+    model.config.ends_term_weight = 1.0
+    assert model_fingerprint(model) == before
+    model.config.code_ends_weight = 0.25  # a reading field, by contrast, changes the codes and the fingerprint
+    assert model_fingerprint(model) != before
+
+
+def test_with_an_ends_term_a_blended_code_trains_its_mean_and_its_ends_apart():
+    from s5vh_hf import S5VHModel
+    from s5vh_hf.training.slg import two_view_slg_loss
+
+    from .conftest import make_tiny_config
+
+    torch.manual_seed(0)
+    features = torch.randn(4, 6, 8)
+    mask = torch.ones(4, 6, dtype=torch.bool)
+    visible_1 = torch.tensor([[1, 0, 1, 0, 0, 1]] * 4, dtype=torch.bool)
+    visible_2 = ~visible_1
+    labels = torch.tensor([0, 1, 2, 3])
+    model = S5VHModel(make_tiny_config(feature_dim=8, num_hash_centers=4, drop_path_rate=0.0, ends_term_weight=1.0,
+                                       code_pooling="mean+ends", code_ends_weight=1 / 3))  # fmt: skip
+
+    def loss_read_as(pooling: str, ends_term_weight: float = 1.0):
+        model.config.code_pooling, model.config.ends_term_weight = pooling, ends_term_weight
+        return two_view_slg_loss(model, features, mask, visible_1, visible_2, labels)
+
+    parts, mean_read = loss_read_as("mean+ends"), loss_read_as("mean")
+    # The blend's mean part in the SLG terms and its ends in the order term: the same objective as a mean-read code's.
+    assert torch.allclose(parts.total, mean_read.total) and torch.allclose(parts.contrastive, mean_read.contrastive)
+    blend = loss_read_as("mean+ends", ends_term_weight=0.0)  # without the order term the SLG terms train the blend
+    assert not torch.allclose(blend.contrastive, parts.contrastive)
+
+    def refresh_logits(pooling: str, ends_term_weight: float = 1.0):
+        model.config.code_pooling, model.config.ends_term_weight = pooling, ends_term_weight
+        return model.pseudo_label_logits(features, mask)
+
+    # The pseudo-labels come from the code the SLG terms train (the mean part), the codes from the blend.
+    assert torch.allclose(refresh_logits("mean+ends"), refresh_logits("mean"))
+    assert not torch.allclose(refresh_logits("mean+ends", 0.0), refresh_logits("mean"))
+    model.config.code_pooling = "mean+ends"
+    blended = model.hash_batch(features, mask)
+    model.config.code_pooling = "mean"
+    assert not torch.equal(blended, model.hash_batch(features, mask))

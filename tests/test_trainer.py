@@ -72,8 +72,8 @@ def test_training_logs_every_term_and_refreshes_labels_after_warmup(feature_fold
     before = model.encoder.patch_embed.weight.detach().clone()
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
-    assert logs and all({"loss_rec", "loss_con", "loss_ca"} <= set(entry) for entry in logs)
-    assert all(math.isfinite(entry["loss"]) for entry in logs)
+    assert logs and all({"loss_rec", "loss_con", "loss_ca", "loss_order"} <= set(entry) for entry in logs)
+    assert all(math.isfinite(entry["loss"]) and entry["loss_order"] > 0 for entry in logs)  # the default's order term
     assert not torch.equal(before, model.encoder.patch_embed.weight)
     changed = ~torch.isclose(trainer.pseudo_labels.soft_labels, initial).all(1)
     assert changed.sum() > 0  # refreshed from the warm-up epoch (1) on

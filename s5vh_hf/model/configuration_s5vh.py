@@ -17,12 +17,16 @@ from .codes import CODE_LENGTHS, check_code_length  # noqa: F401 - CODE_LENGTHS 
 MODEL_SIZES: dict[str, int] = {"mini": 1, "small": 6, "base": 12}
 """Encoder depth (number of bidirectional Mamba blocks) of each named model size."""
 
-CONFIG_FORMAT_VERSION = 3
+CONFIG_FORMAT_VERSION = 4
 """Version of the config layout this package writes; a config from a newer version is refused clearly.
 Version 2 added ``initialization`` and ``feature_normalization``; a version-1 config without them keeps the
 behaviour it was trained with (``"trunc_normal"``, ``"none"``). Version 3 reads codes from the mean frame code and
 the ends by default (``code_pooling="mean+ends"``); a config of an earlier version without the field keeps the mean
-frame code it was trained with."""
+frame code it was trained with. Version 4 trains the ends apart by default (``ends_term_weight=1``) and gives them a
+third of the code (``code_ends_weight=1/3``); a config of an earlier version without these fields keeps one half
+and no ends term."""
+DEFAULT_CODE_ENDS_WEIGHT = 1 / 3
+"""The ends' share of a ``"mean+ends"`` code since config format 4 (one half before)."""
 
 SUPPORTED_TEMPORAL_MIXERS = ("mamba", "transformer", "lstm", "gru")
 SIGN_TIE_RULES = ("positive", "negative", "zero")
@@ -35,6 +39,7 @@ RELEASE_COMPATIBILITY: dict[str, Any] = dict(
     decoder_token_order="visible_first",
     sign_tie_rule="zero",
     code_pooling="mean",
+    ends_term_weight=0.0,
     initialization="release",
     refresh_in_train_mode=True,
     feature_normalization="none",
@@ -132,9 +137,9 @@ class S5VHConfig(PretrainedConfig):
             (each group of L/``code_segments`` bits read from one stretch of time, in order). The order ablation in
             ``benchmarks/RESULTS.md`` compares them.
         code_segments: Stretches of time of ``code_pooling="segments"`` (≥ 2, dividing ``code_length``).
-        code_ends_weight: Share of the ends in ``code_pooling="mean+ends"`` (in [0, 1], default one half: where the
-            first and last frames agree on a bit they set it, unless every frame disagrees; elsewhere the mean frame
-            code does). Ignored by the other readings.
+        code_ends_weight: Share of the ends in ``code_pooling="mean+ends"`` (in [0, 1], default one third: where the
+            first and last frames agree on a bit they set it, unless more than three quarters of the frames disagree;
+            elsewhere the mean frame code does; one half in configs before format 4). Ignored by the other readings.
         code_ends_frames: Frames read at each end by ``"ends"`` and ``"mean+ends"``: the mean code of the first k and
             of the last k frames (default 1, the first and the last frame; 3 gives back part of what the ends cost
             real sequences and loses some order, most on short videos: see the order ablation).
@@ -144,6 +149,12 @@ class S5VHConfig(PretrainedConfig):
         order_negatives: ``"none"`` (the paper) or ``"reversed"``: each training video played backwards is one more
             negative of the contrastive term, so that a sequence and its reversal get different codes (one more
             encoder pass per step).
+        ends_term_weight: Weight of the order term of the training objective (default 1; 0 is the paper, and configs
+            before format 4): the contrastive and center terms again, on the code read at each view's first and last
+            visible frames. With it a ``"mean+ends"`` code trains its two parts apart: the SLG terms (and the
+            pseudo-label refresh) train the mean frame code, the order term the ends, and the code read is their
+            blend; trained as one blend, the ends slowed learning on real sequences (see the order ablation).
+            Training only: it does not change how a trained model computes codes.
         cluster_pooling: How training videos are pooled for the clustering that gives the first pseudo-labels and
             the hash centers: ``"mean"`` (the paper; blind to frame order, so a sequence and its reversal share a
             cluster) or ``"segments"`` (the concatenated means of ``cluster_segments`` stretches of time).
@@ -193,10 +204,11 @@ class S5VHConfig(PretrainedConfig):
         scan_implementation: str = "auto",
         code_pooling: str | None = None,
         code_segments: int = 4,
-        code_ends_weight: float = 0.5,
+        code_ends_weight: float | None = None,
         mask_keeps_ends: bool = False,
         code_ends_frames: int = 1,
         order_negatives: str = "none",
+        ends_term_weight: float | None = None,
         cluster_pooling: str = "mean",
         cluster_segments: int = 3,
         dataset_name: str | None = None,
@@ -249,10 +261,14 @@ class S5VHConfig(PretrainedConfig):
         self.scan_implementation = scan_implementation
         self.code_pooling = code_pooling or ("mean" if s5vh_format_version < 3 else "mean+ends")
         self.code_segments = code_segments
+        before_format_4 = s5vh_format_version < 4
+        if code_ends_weight is None:
+            code_ends_weight = 0.5 if before_format_4 else DEFAULT_CODE_ENDS_WEIGHT
         self.code_ends_weight = code_ends_weight
         self.mask_keeps_ends = mask_keeps_ends
         self.code_ends_frames = code_ends_frames
         self.order_negatives = order_negatives
+        self.ends_term_weight = (0.0 if before_format_4 else 1.0) if ends_term_weight is None else ends_term_weight
         self.cluster_pooling = cluster_pooling
         self.cluster_segments = cluster_segments
         self.dataset_name = dataset_name
@@ -341,6 +357,7 @@ class S5VHConfig(PretrainedConfig):
             "center_temperature": (0.0, math.inf, False, False),
             "contrastive_weight": (0.0, math.inf, True, False),
             "center_weight": (0.0, math.inf, True, False),
+            "ends_term_weight": (0.0, math.inf, True, False),
             "time_step_min": (0.0, math.inf, False, False),
             "time_step_max": (0.0, math.inf, False, False),
             "time_step_floor": (0.0, math.inf, False, False),

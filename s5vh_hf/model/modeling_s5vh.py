@@ -151,6 +151,15 @@ def pooled_frame_code(
     raise ValueError(f"Unknown code pooling {pooling!r}")
 
 
+def training_code_pooling(config: S5VHConfig) -> str:
+    """The reading that the SLG terms and the pseudo-label refresh train: ``config.code_pooling``, except that with an
+    ends term (``ends_term_weight`` > 0) a ``"mean+ends"`` code trains its mean part there (the ends part gets the
+    order term, :func:`~s5vh_hf.training.slg.two_view_slg_loss`)."""
+    if getattr(config, "ends_term_weight", 0.0) > 0 and config.code_pooling == "mean+ends":
+        return "mean"
+    return config.code_pooling
+
+
 def end_frames_code(frame_codes: torch.Tensor, mask: torch.Tensor, count: int = 1) -> torch.Tensor:
     """Mean code ``[B, L]`` of the first ``count`` and the last ``count`` frames in ``mask`` ``[B, T]`` of each video
     (each end weighs one half; a video of fewer than 2·``count`` frames counts the shared frames at both ends)."""
@@ -876,6 +885,10 @@ class S5VHModel(S5VHPreTrainedModel):
         centers = self.center_head.weight
         return F.linear(video_codes, centers if self.config.trainable_center_head else centers.detach())
 
+    def center_logits(self, video_codes: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, K]`` of the global term: ``C·h̄ / (L·center_temperature)`` of video codes ``[B, L]``."""
+        return self._center_scores(video_codes) / (self.config.code_length * self.config.center_temperature)
+
     # -- forward -----------------------------------------------------------------------------------------------
 
     def _encode_frames(
@@ -955,7 +968,7 @@ class S5VHModel(S5VHPreTrainedModel):
         )
         frame_codes, video_codes = self._video_code(frame_logits, encoded_mask, attention_mask.sum(1))
         weights = encoded_mask.to(frame_logits.dtype)[:, :, None]
-        center_logits = self._center_scores(video_codes) / (self.config.code_length * self.config.center_temperature)
+        center_logits = self.center_logits(video_codes)
         reconstruction_mask = attention_mask & ~encoded_mask
         reconstruction = None
         if bool(reconstruction_mask.any()):
@@ -975,12 +988,16 @@ class S5VHModel(S5VHPreTrainedModel):
         return output if use_dict else output.to_tuple()
 
     def _video_code(
-        self, frame_logits: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor | None = None
+        self,
+        frame_logits: torch.Tensor,
+        mask: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        pooling: str | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frame codes and the video code read from them (``config.code_pooling``); ``lengths``: the videos' full
-        lengths (a masked view's stretches are those of the whole video)."""
+        """Frame codes and the video code read from them (``pooling``, default ``config.code_pooling``); ``lengths``:
+        the videos' full lengths (a masked view's stretches are those of the whole video)."""
         config = self.config
-        return pooled_frame_code(frame_logits, mask, config.code_pooling, self.code_attention,
+        return pooled_frame_code(frame_logits, mask, pooling or config.code_pooling, self.code_attention,
                                  getattr(config, "code_segments", 4), lengths,
                                  getattr(config, "code_ends_weight", 0.5),
                                  getattr(config, "code_ends_frames", 1))  # fmt: skip
@@ -1017,7 +1034,7 @@ class S5VHModel(S5VHPreTrainedModel):
         features, attention_mask = _check_batch(features, attention_mask, self.config.feature_dim, self.validate_inputs)
         skip_norm = self.config.refresh_skips_hash_norm
         frame_logits = self._frame_logits(features.to(self.dtype), attention_mask, apply_hash_norm=not skip_norm)
-        video_codes = self._video_code(frame_logits, attention_mask)[1]
+        video_codes = self._video_code(frame_logits, attention_mask, pooling=training_code_pooling(self.config))[1]
         scores = self._center_scores(video_codes)
         return scores if skip_norm else scores / (self.config.code_length * self.config.center_temperature)
 

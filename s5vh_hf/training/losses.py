@@ -65,12 +65,14 @@ def center_alignment_loss(center_logits: torch.Tensor, targets: torch.Tensor) ->
 
 @dataclass
 class SLGLoss:
-    """The total SLG loss and its three terms (``reconstruction`` summed over the views, ``center`` averaged)."""
+    """The total SLG loss and its three terms (``reconstruction`` summed over the views, ``center`` averaged), and
+    the order term when the objective has one (``α·contrastive + β·center`` of the ends' code, before its weight)."""
 
     total: torch.Tensor
     reconstruction: torch.Tensor
     contrastive: torch.Tensor
     center: torch.Tensor
+    order: torch.Tensor | None = None
 
 
 def slg_loss(

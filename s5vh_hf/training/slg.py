@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..model.modeling_s5vh import S5VHModel, per_video_reverse_index
-from .losses import SLGLoss, slg_loss
+from ..model.modeling_s5vh import S5VHModel, end_frames_code, per_video_reverse_index, training_code_pooling
+from .losses import SLGLoss, center_alignment_loss, debiased_contrastive_loss, slg_loss
 
 
 def two_view_slg_loss(
@@ -17,11 +17,19 @@ def two_view_slg_loss(
     pseudo_labels: torch.Tensor,
 ) -> SLGLoss:
     """SLG loss of a batch ``features`` ``[B, T, D]`` under the two visible-frame masks ``[B, T]``;
-    ``pseudo_labels`` are class ids ``[B]`` or soft labels ``[B, K]``."""
+    ``pseudo_labels`` are class ids ``[B]`` or soft labels ``[B, K]``.
+
+    With ``config.ends_term_weight`` > 0 the total also holds the order term: that weight × the contrastive and
+    center terms of the code read at each view's first and last visible frames. A ``"mean+ends"`` code then trains
+    its two parts apart: the SLG terms train its mean part, the order term its ends part (the code read is still the
+    blend). The logged terms are the SLG terms'.
+    """
     # Two passes rather than one of [2B]: concatenating the features would copy the largest tensor of the step.
-    view_1 = model(features, attention_mask=attention_mask, visible_mask=visible_1)
-    view_2 = model(features, attention_mask=attention_mask, visible_mask=visible_2)
-    if view_1.reconstruction is None or view_2.reconstruction is None:
+    views = (
+        model(features, attention_mask=attention_mask, visible_mask=visible_1),
+        model(features, attention_mask=attention_mask, visible_mask=visible_2),
+    )
+    if any(view.reconstruction is None for view in views):
         raise ValueError("both views need masked frames to reconstruct; use mask_ratio > 0 and T ≥ 2")
     unwrapped = getattr(model, "module", model)  # DistributedDataParallel wraps the model
     config = unwrapped.config
@@ -30,12 +38,20 @@ def two_view_slg_loss(
         order = per_video_reverse_index(attention_mask.sum(1), features.shape[1])
         reversed_features = features.gather(1, order[:, :, None].expand_as(features))
         extra_negatives = model(reversed_features, attention_mask=attention_mask, visible_mask=visible_1).video_codes
+    ends_weight = getattr(config, "ends_term_weight", 0.0)
+    codes = [view.video_codes for view in views]
+    center_logits = [view.center_logits for view in views]
+    if training_code_pooling(config) != config.code_pooling:  # the blend's mean part; its ends get the order term
+        codes = [
+            view.frame_codes.sum(1) / view.encoded_mask.sum(1, keepdim=True).to(view.frame_codes) for view in views
+        ]
+        center_logits = [unwrapped.center_logits(code) for code in codes]
     targets = unwrapped.normalize_features(features)  # the decoder reconstructs in the space the encoder reads
-    return slg_loss(
-        reconstructions=(view_1.reconstruction, view_2.reconstruction),
-        reconstruction_targets=(targets[view_1.reconstruction_mask], targets[view_2.reconstruction_mask]),
-        video_codes=(view_1.video_codes, view_2.video_codes),
-        center_logits=(view_1.center_logits, view_2.center_logits),
+    loss = slg_loss(
+        reconstructions=tuple(view.reconstruction for view in views),
+        reconstruction_targets=tuple(targets[view.reconstruction_mask] for view in views),
+        video_codes=tuple(codes),
+        center_logits=tuple(center_logits),
         pseudo_labels=pseudo_labels,
         contrastive_weight=config.contrastive_weight,
         center_weight=config.center_weight,
@@ -43,3 +59,10 @@ def two_view_slg_loss(
         tau_plus=config.debias_tau_plus,
         extra_negatives=extra_negatives,
     )
+    if ends_weight > 0:
+        ends = [end_frames_code(view.frame_codes, view.encoded_mask, config.code_ends_frames) for view in views]
+        con = debiased_contrastive_loss(ends[0], ends[1], config.contrastive_temperature, config.debias_tau_plus)
+        ca = sum(center_alignment_loss(unwrapped.center_logits(code), pseudo_labels) for code in ends) / 2
+        loss.order = config.contrastive_weight * con + config.center_weight * ca
+        loss.total = loss.total + ends_weight * loss.order
+    return loss

@@ -126,7 +126,7 @@ class S5VHTrainer(Trainer):
         self._resume_inputs: dict[str, Any] | None = None
         self.eval_database, self.eval_queries = eval_database, eval_queries
         self.eval_ks, self.eval_protocol = tuple(eval_ks), eval_protocol
-        self._term_sums = torch.zeros(3)
+        self._term_sums = torch.zeros(4)
         self._term_count = 0
         self._fit_feature_statistics(model)
         self.health_history: list[dict[str, float]] = []
@@ -276,18 +276,22 @@ class S5VHTrainer(Trainer):
                 f"The last checkpoint in {self.args.output_dir} is the last good state; lower the learning rate or "
                 "check the features."
             )
-        terms = torch.stack([loss.reconstruction, loss.contrastive, loss.center]).detach().float().cpu()
+        order = loss.order if loss.order is not None else torch.zeros_like(loss.center)
+        terms = torch.stack([loss.reconstruction, loss.contrastive, loss.center, order]).detach().float().cpu()
         self._term_sums += terms
         self._term_count += 1
         return (loss.total, loss) if return_outputs else loss.total
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Adds the mean SLG terms since the last training log (``loss_rec``, ``loss_con``, ``loss_ca``)."""
+        """Adds the mean SLG terms since the last training log (``loss_rec``, ``loss_con``, ``loss_ca``, and
+        ``loss_order`` when the objective has the order term)."""
         if "loss" in logs and self._term_count:
             means = self._term_sums / self._term_count
             if self.accelerator.num_processes > 1:
                 means = self.accelerator.reduce(means.to(self.accelerator.device), "mean").cpu()
             logs.update({"loss_rec": means[0].item(), "loss_con": means[1].item(), "loss_ca": means[2].item()})
+            if getattr(self.accelerator.unwrap_model(self.model).config, "ends_term_weight", 0.0) > 0:
+                logs["loss_order"] = means[3].item()
             self._term_sums.zero_()
             self._term_count = 0
         super().log(logs, start_time)
