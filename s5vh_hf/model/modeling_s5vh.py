@@ -110,9 +110,13 @@ def sign_with_tie_rule(mean_codes: torch.Tensor, tie_rule: str) -> torch.Tensor:
 def mean_frame_code(frame_logits: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """±1 frame codes ``[B, T, L]`` of the frames in ``mask`` ``[B, T]`` (0 elsewhere, straight-through gradient)
     and their mean per video ``[B, L]`` (continuous; its sign is the video's hash code)."""
-    weights = mask.to(frame_logits.dtype)[:, :, None]
-    frame_codes = binarize(frame_logits) * weights
-    return frame_codes, frame_codes.sum(1) / weights.sum(1)
+    frame_codes = binarize(frame_logits) * mask.to(frame_logits.dtype)[:, :, None]
+    return frame_codes, masked_mean_code(frame_codes, mask)
+
+
+def masked_mean_code(frame_codes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean ``[B, L]`` of the frame codes ``[B, T, L]`` (0 outside ``mask``) over the frames in ``mask`` ``[B, T]``."""
+    return frame_codes.sum(1) / mask.sum(1, keepdim=True).to(frame_codes.dtype)
 
 
 def pooled_frame_code(
@@ -186,7 +190,7 @@ def segment_frame_code(
     group = torch.arange(bits, device=mask.device) // (bits // segments)  # [L]
     inside = (stretch[:, :, None] == group[None, None, :]).to(frame_codes.dtype) * weights  # [B, T, L]
     counts = inside.sum(1)
-    overall = frame_codes.sum(1) / weights.sum(1)
+    overall = masked_mean_code(frame_codes, mask)
     in_stretch = (frame_codes * inside).sum(1) / counts.clamp(min=1)
     return frame_codes, torch.where(counts > 0, in_stretch, overall)
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from ..model.modeling_s5vh import S5VHModel, end_frames_code, per_video_reverse_index, training_code_pooling
+from ..model.modeling_s5vh import (
+    S5VHModel,
+    end_frames_code,
+    masked_mean_code,
+    per_video_reverse_index,
+    training_code_pooling,
+)
 from .losses import SLGLoss, center_alignment_loss, debiased_contrastive_loss, slg_loss
 
 
@@ -42,9 +48,7 @@ def two_view_slg_loss(
     codes = [view.video_codes for view in views]
     center_logits = [view.center_logits for view in views]
     if training_code_pooling(config) != config.code_pooling:  # the blend's mean part; its ends get the order term
-        codes = [
-            view.frame_codes.sum(1) / view.encoded_mask.sum(1, keepdim=True).to(view.frame_codes) for view in views
-        ]
+        codes = [masked_mean_code(view.frame_codes, view.encoded_mask) for view in views]
         center_logits = [unwrapped.center_logits(code) for code in codes]
     targets = unwrapped.normalize_features(features)  # the decoder reconstructs in the space the encoder reads
     loss = slg_loss(
