@@ -1039,8 +1039,7 @@ class S5VHModel(S5VHPreTrainedModel):
         skip_norm = self.config.refresh_skips_hash_norm
         frame_logits = self._frame_logits(features.to(self.dtype), attention_mask, apply_hash_norm=not skip_norm)
         video_codes = self._video_code(frame_logits, attention_mask, pooling=training_code_pooling(self.config))[1]
-        scores = self._center_scores(video_codes)
-        return scores if skip_norm else scores / (self.config.code_length * self.config.center_temperature)
+        return self._center_scores(video_codes) if skip_norm else self.center_logits(video_codes)
 
     # -- inference ---------------------------------------------------------------------------------------------
 

@@ -75,6 +75,24 @@ class SLGLoss:
     order: torch.Tensor | None = None
 
 
+def code_terms(
+    video_codes: tuple[torch.Tensor, torch.Tensor],
+    center_logits: tuple[torch.Tensor, torch.Tensor],
+    pseudo_labels: torch.Tensor,
+    contrastive_temperature: float,
+    tau_plus: float,
+    extra_negatives: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The terms on two views' codes ``[B, L]``: the local (contrastive) term and the global (center alignment) term
+    of ``center_logits`` ``[B, K]``, averaged over the views; unweighted."""
+    con = debiased_contrastive_loss(video_codes[0], video_codes[1], contrastive_temperature, tau_plus,
+                                    extra_negatives)  # fmt: skip
+    ca = (
+        center_alignment_loss(center_logits[0], pseudo_labels) + center_alignment_loss(center_logits[1], pseudo_labels)
+    ) / 2
+    return con, ca
+
+
 def slg_loss(
     reconstructions: tuple[torch.Tensor, torch.Tensor],
     reconstruction_targets: tuple[torch.Tensor, torch.Tensor],
@@ -94,11 +112,7 @@ def slg_loss(
     class ids ``[B]`` or soft labels ``[B, K]``; ``extra_negatives`` ``[E, L]``: more negatives of the local term.
     """
     rec = sum(reconstruction_loss(r, t) for r, t in zip(reconstructions, reconstruction_targets))
-    con = debiased_contrastive_loss(video_codes[0], video_codes[1], contrastive_temperature, tau_plus,
-                                    extra_negatives)  # fmt: skip
-    ca = (
-        center_alignment_loss(center_logits[0], pseudo_labels) + center_alignment_loss(center_logits[1], pseudo_labels)
-    ) / 2
+    con, ca = code_terms(video_codes, center_logits, pseudo_labels, contrastive_temperature, tau_plus, extra_negatives)
     return SLGLoss(
         total=rec + contrastive_weight * con + center_weight * ca, reconstruction=rec, contrastive=con, center=ca
     )

@@ -11,7 +11,7 @@ from ..model.modeling_s5vh import (
     per_video_reverse_index,
     training_code_pooling,
 )
-from .losses import SLGLoss, center_alignment_loss, debiased_contrastive_loss, slg_loss
+from .losses import SLGLoss, code_terms, slg_loss
 
 
 def two_view_slg_loss(
@@ -65,8 +65,8 @@ def two_view_slg_loss(
     )
     if ends_weight > 0:
         ends = [end_frames_code(view.frame_codes, view.encoded_mask, config.code_ends_frames) for view in views]
-        con = debiased_contrastive_loss(ends[0], ends[1], config.contrastive_temperature, config.debias_tau_plus)
-        ca = sum(center_alignment_loss(unwrapped.center_logits(code), pseudo_labels) for code in ends) / 2
+        logits = tuple(unwrapped.center_logits(code) for code in ends)
+        con, ca = code_terms(tuple(ends), logits, pseudo_labels, config.contrastive_temperature, config.debias_tau_plus)
         loss.order = config.contrastive_weight * con + config.center_weight * ca
         loss.total = loss.total + ends_weight * loss.order
     return loss
