@@ -237,6 +237,43 @@ def test_a_bad_ends_term_weight_is_refused(weight):
         S5VHConfig(feature_dim=8, code_length=16, ends_term_weight=weight)
 
 
+@pytest.mark.parametrize("warmup", [-0.1, 1.5, float("nan"), "1"])
+def test_a_bad_ends_term_warmup_is_refused(warmup):
+    from s5vh_hf import S5VHConfig
+
+    with pytest.raises(ValueError, match="ends_term_warmup"):
+        S5VHConfig(feature_dim=8, code_length=16, ends_term_warmup=warmup)
+
+
+def test_the_order_term_scale_rises_linearly_over_the_warmup_then_stays_one():
+    from s5vh_hf.training.slg import order_term_scale
+
+    assert [order_term_scale(step, 100, 0.5) for step in (0, 10, 25, 50, 80)] == [0.0, 0.2, 0.5, 1.0, 1.0]
+    assert order_term_scale(0, 100, 0.0) == 1.0  # no warm-up: the full weight from the first step
+    assert order_term_scale(3, 0, 0.5) == 1.0  # no known number of steps (outside training)
+
+
+def test_the_order_scale_multiplies_only_the_order_term():
+    from s5vh_hf import S5VHModel
+    from s5vh_hf.training.slg import two_view_slg_loss
+
+    from .conftest import make_tiny_config
+
+    torch.manual_seed(0)
+    features = torch.randn(4, 6, 8)
+    mask = torch.ones(4, 6, dtype=torch.bool)
+    visible_1 = torch.tensor([[1, 0, 1, 0, 1, 0]] * 4, dtype=torch.bool)
+    model = S5VHModel(make_tiny_config(feature_dim=8, num_hash_centers=4, drop_path_rate=0.0, ends_term_weight=0.8))
+    losses = {scale: two_view_slg_loss(model, features, mask, visible_1, ~visible_1, torch.arange(4), order_scale=scale)
+              for scale in (0.0, 0.25, 1.0)}  # fmt: skip
+    config = model.config
+    slg = losses[1.0].reconstruction + config.contrastive_weight * losses[1.0].contrastive \
+        + config.center_weight * losses[1.0].center  # fmt: skip
+    for scale, loss in losses.items():
+        assert torch.allclose(loss.order, losses[1.0].order)  # the term itself is logged unscaled
+        assert torch.allclose(loss.total, slg + 0.8 * scale * loss.order)
+
+
 def test_the_ends_term_is_training_only_and_leaves_the_fingerprint_alone():
     from s5vh_hf import S5VHModel
     from s5vh_hf.model.fingerprint import model_fingerprint
@@ -246,6 +283,7 @@ def test_the_ends_term_is_training_only_and_leaves_the_fingerprint_alone():
     model = S5VHModel(make_tiny_config())
     before = model_fingerprint(model)
     model.config.ends_term_weight = 1.0
+    model.config.ends_term_warmup = 0.5
     assert model_fingerprint(model) == before
     model.config.code_ends_weight = 0.25  # a reading field, by contrast, changes the codes and the fingerprint
     assert model_fingerprint(model) != before

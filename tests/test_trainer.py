@@ -81,6 +81,24 @@ def test_training_logs_every_term_and_refreshes_labels_after_warmup(feature_fold
     assert trainer.args.learning_rate == 1e-3 and trainer.args.lr_scheduler_type == "cosine_with_min_lr"
 
 
+def test_the_order_term_warms_up_linearly_over_its_share_of_the_steps(feature_folder, tmp_path):
+    model, train, clusters, args = _setup(feature_folder, tmp_path, num_train_epochs=2, logging_steps=1)
+    config = model.config
+    config.ends_term_warmup = 1.0  # over the whole training: from 0 at the first step to nearly 1 at the last
+    trainer = S5VHTrainer(model, args, train, clusters.pseudo_labels)
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    total_steps = trainer.state.max_steps
+    assert len(logs) == total_steps == 12
+    for entry in logs:
+        slg = (
+            entry["loss_rec"] + config.contrastive_weight * entry["loss_con"] + config.center_weight * entry["loss_ca"]
+        )
+        scale = (entry["step"] - 1) / total_steps  # the loss of a step is computed before it counts
+        assert entry["loss_order"] > 0
+        assert entry["loss"] == pytest.approx(slg + config.ends_term_weight * scale * entry["loss_order"], abs=2e-4)
+
+
 def test_no_refresh_before_warmup(feature_folder, tmp_path):
     model, train, clusters, args = _setup(feature_folder, tmp_path, num_train_epochs=1)
     trainer = S5VHTrainer(model, args, train, clusters.pseudo_labels)

@@ -10,7 +10,7 @@ import torch
 
 FINGERPRINT_IGNORED_CONFIG = (
     "_name_or_path", "transformers_version", "_commit_hash", "auto_map", "cluster_pooling", "cluster_segments",
-    "order_negatives", "mask_keeps_ends", "ends_term_weight",
+    "order_negatives", "mask_keeps_ends", "ends_term_weight", "ends_term_warmup",
 )  # fmt: skip
 """Config fields that say where a model came from, which library saved it, or how its training data was clustered
 or which negatives and views its training used (fields added since fingerprints were first recorded, left out so that

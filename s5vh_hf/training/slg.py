@@ -21,14 +21,15 @@ def two_view_slg_loss(
     visible_1: torch.Tensor,
     visible_2: torch.Tensor,
     pseudo_labels: torch.Tensor,
+    order_scale: float = 1.0,
 ) -> SLGLoss:
     """SLG loss of a batch ``features`` ``[B, T, D]`` under the two visible-frame masks ``[B, T]``;
     ``pseudo_labels`` are class ids ``[B]`` or soft labels ``[B, K]``.
 
-    With ``config.ends_term_weight`` > 0 the total also holds the order term: that weight × the contrastive and
-    center terms of the code read at each view's first and last visible frames. A ``"mean+ends"`` code then trains
-    its two parts apart: the SLG terms train its mean part, the order term its ends part (the code read is still the
-    blend). The logged terms are the SLG terms'.
+    With ``config.ends_term_weight`` > 0 the total also holds the order term: that weight × ``order_scale`` (the
+    warm-up's factor, :func:`order_term_scale`) × the contrastive and center terms of the code read at each view's
+    first and last visible frames. A ``"mean+ends"`` code then trains its two parts apart: the SLG terms train its
+    mean part, the order term its ends part (the code read is still the blend). The logged terms are the SLG terms'.
     """
     # Two passes rather than one of [2B]: concatenating the features would copy the largest tensor of the step.
     views = (
@@ -68,5 +69,14 @@ def two_view_slg_loss(
         logits = tuple(unwrapped.center_logits(code) for code in ends)
         con, ca = code_terms(tuple(ends), logits, pseudo_labels, config.contrastive_temperature, config.debias_tau_plus)
         loss.order = config.contrastive_weight * con + config.center_weight * ca
-        loss.total = loss.total + ends_weight * loss.order
+        loss.total = loss.total + ends_weight * order_scale * loss.order
     return loss
+
+
+def order_term_scale(step: int, total_steps: int, warmup: float) -> float:
+    """Factor of the order term's weight at optimizer ``step`` of ``total_steps``: rises linearly from 0 to 1 over the
+    first ``warmup`` fraction of the steps (``config.ends_term_warmup``), then stays 1; 1 when there is no warm-up or
+    no known number of steps."""
+    if warmup <= 0 or total_steps <= 0:
+        return 1.0
+    return min(1.0, step / (warmup * total_steps))

@@ -34,7 +34,7 @@ from .checkpoints import (
 )
 from .health import COLLAPSE_HINT, code_health, collapse_warnings
 from .pseudo_labels import PSEUDO_LABELS_FILE, PseudoLabelStore
-from .slg import two_view_slg_loss
+from .slg import order_term_scale, two_view_slg_loss
 
 HELD_OUT_SPLIT_NAMES = ("test", "query", "queries")
 HEALTH_PROBE_SIZE = 512
@@ -268,7 +268,12 @@ class S5VHTrainer(Trainer):
                 keep_ends=getattr(unwrapped.config, "mask_keeps_ends", False),
             )
             visible_1, visible_2 = visible_1.to(attention_mask.device), visible_2.to(attention_mask.device)
-        loss = two_view_slg_loss(model, inputs["features"], inputs["attention_mask"], visible_1, visible_2, targets)
+        scale = order_term_scale(
+            self.state.global_step, self.state.max_steps, getattr(unwrapped.config, "ends_term_warmup", 0.0)
+        )
+        loss = two_view_slg_loss(
+            model, inputs["features"], inputs["attention_mask"], visible_1, visible_2, targets, order_scale=scale
+        )
         if not torch.isfinite(loss.total):
             raise FloatingPointError(
                 f"non-finite SLG loss at step {self.state.global_step} (reconstruction {loss.reconstruction.item():.4g},"
