@@ -237,7 +237,7 @@ def test_a_bad_ends_term_weight_is_refused(weight):
         S5VHConfig(feature_dim=8, code_length=16, ends_term_weight=weight)
 
 
-@pytest.mark.parametrize("warmup", [-0.1, 1.5, float("nan"), "1"])
+@pytest.mark.parametrize("warmup", [-0.1, 1.5, float("nan"), "1", None])
 def test_a_bad_ends_term_warmup_is_refused(warmup):
     from s5vh_hf import S5VHConfig
 
