@@ -35,8 +35,9 @@ ONE_END_FRAME = {"code_ends_frames": 1}
 DEFAULT_READING = {"code_pooling": "mean+ends", "code_ends_weight": 0.5, **ONE_END_FRAME}
 """The default reading, stated in full (run_job copies each row's dicts before use)."""
 EARLIER_DEFAULTS = {"ends_term_weight": 0.0, "code_ends_weight": 0.5, "ends_term_warmup": 0.0}
-"""The defaults of the fields that config formats 4 and 5 changed, as the first four rounds' rows trained with them:
-every row starts from these (run_job), so a row trains what the table shows; later rounds' rows state their own."""
+"""The defaults of the fields that config format 4 changed, and the order term's warm-up (off), as the first four
+rounds' rows trained with them: every row starts from these (run_job), so a row trains what the table shows; later
+rounds' rows state their own."""
 ENDS_APART = {"code_pooling": "mean+ends", "code_ends_weight": 1 / 3, "ends_term_weight": 1.0, **ONE_END_FRAME}
 """The fifth round's winner and the default since config format 4, stated in full: the mean frame code trained by the
 SLG terms, the first and last frames by the order term, the code read as their blend with the ends' share ⅓."""
@@ -302,7 +303,7 @@ SECTIONS = {
         "set. The package's own default without a preset is 350 epochs. Since config format 4 the default trains "
         "the ends apart (previous section): 0.99× at 80 epochs (worst seed 0.96×), and the CI test reads 1.06× "
         "(mAP@10, seed 0); the paper's reading with the order term reaches 0.90× (0.86×). Warming the order term up "
-        "(``ends_term_warmup``, sixth round) costs these short videos little: 0.96× at 80 epochs over the whole "
+        "(`ends_term_warmup`, sixth round) costs these short videos little: 0.96× at 80 epochs over the whole "
         "training (worst seed 0.87×) or over half of it (0.88×), and the CI test read 1.15× with it; the six-scene "
         "variant is where it fails (previous section).",
     ),
