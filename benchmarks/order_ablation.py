@@ -46,8 +46,17 @@ ENDS_APART_WARMED_UP = {**ENDS_APART, "ends_term_warmup": 1.0}
 the whole training (it gives OSULeaf back and loses order on six scenes per class)."""
 MEAN_WITH_ORDER_TERM = {"code_pooling": "mean", "ends_term_weight": 1.0, **ONE_END_FRAME}
 """The paper's reading with the fifth round's order term: the same objective as ``ENDS_APART``, read by the mean."""
+EARLIER_ROUNDS_MACHINE = "Intel(R) Xeon(R) Processor (AVX512)"
+"""Where the first six rounds' rows ran (the seventh round's ran on the machine each section's caption names)."""
 CI_MODEL = {"hidden_size": 32, "decoder_hidden_size": 32, "drop_path_rate": 0.0}
 """The CI learning-quality test's model (tests/test_learning_quality.py): width 32, one block, no stochastic depth."""
+
+
+def ci_model_at_80_epochs(config: dict) -> tuple[dict, dict]:
+    """A row on the CI test's model, trained for the CI test's 80 epochs: (config overrides, training overrides)."""
+    return {**CI_MODEL, **config}, {"num_train_epochs": 80}
+
+
 METHODS: dict[str, tuple[dict, dict]] = {
     "defaults (mean-pooled clusters)": ({"cluster_pooling": "mean", "code_pooling": "mean"}, {}),
     "clusters on 3 segments": ({"cluster_pooling": "segments", "cluster_segments": 3, "code_pooling": "mean"}, {}),
@@ -93,44 +102,30 @@ METHODS: dict[str, tuple[dict, dict]] = {
         {},
     ),
     "ends trained apart with mask ratio 0.375": ({**ENDS_APART, "mask_ratio": 0.375}, {}),
-    "CI model: 80 epochs and the ends trained apart with mask ratio 0.375": (
-        {**CI_MODEL, **ENDS_APART, "mask_ratio": 0.375},
-        {"num_train_epochs": 80},
+    "CI model: 80 epochs and the ends trained apart with mask ratio 0.375": ci_model_at_80_epochs(
+        {**ENDS_APART, "mask_ratio": 0.375}
     ),
-    "CI model: 80 epochs and the order term warmed up over half the training": (
-        {**CI_MODEL, **ENDS_APART, "ends_term_warmup": 0.5},
-        {"num_train_epochs": 80},
+    "CI model: 80 epochs and the order term warmed up over half the training": ci_model_at_80_epochs(
+        {**ENDS_APART, "ends_term_warmup": 0.5}
     ),
-    "CI model: 80 epochs and the order term warmed up over the whole training": (
-        {**CI_MODEL, **ENDS_APART_WARMED_UP},
-        {"num_train_epochs": 80},
+    "CI model: 80 epochs and the order term warmed up over the whole training": ci_model_at_80_epochs(
+        ENDS_APART_WARMED_UP
     ),
-    "CI model: 80 epochs and the order term's weight 1/2": (
-        {**CI_MODEL, **ENDS_APART, "ends_term_weight": 0.5},
-        {"num_train_epochs": 80},
+    "CI model: 80 epochs and the order term's weight 1/2": ci_model_at_80_epochs(
+        {**ENDS_APART, "ends_term_weight": 0.5}
     ),
-    "CI model: 80 epochs and the mean code with an ends term": (
-        {**CI_MODEL, **MEAN_WITH_ORDER_TERM},
-        {"num_train_epochs": 80},
-    ),
-    "CI model: 80 epochs and the ends trained apart": ({**CI_MODEL, **ENDS_APART}, {"num_train_epochs": 80}),
+    "CI model: 80 epochs and the mean code with an ends term": ci_model_at_80_epochs(MEAN_WITH_ORDER_TERM),
+    "CI model: 80 epochs and the ends trained apart": ci_model_at_80_epochs(ENDS_APART),
     "CI model: defaults": ({**CI_MODEL, **DEFAULT_READING}, {}),
     "CI model: paper's reading": ({**CI_MODEL, "code_pooling": "mean"}, {}),
     "CI model: 3 frames at each end": ({**CI_MODEL, **DEFAULT_READING, "code_ends_frames": 3}, {}),
-    "CI model: 80 epochs": ({**CI_MODEL, **DEFAULT_READING}, {"num_train_epochs": 80}),
-    "CI model: 80 epochs and the paper's reading": ({**CI_MODEL, "code_pooling": "mean"}, {"num_train_epochs": 80}),
-    "CI model: 80 epochs and mask ratio 0.375": (
-        {**CI_MODEL, **DEFAULT_READING, "mask_ratio": 0.375},
-        {"num_train_epochs": 80},
+    "CI model: 80 epochs": ci_model_at_80_epochs(DEFAULT_READING),
+    "CI model: 80 epochs and the paper's reading": ci_model_at_80_epochs({"code_pooling": "mean"}),
+    "CI model: 80 epochs and mask ratio 0.375": ci_model_at_80_epochs({**DEFAULT_READING, "mask_ratio": 0.375}),
+    "CI model: 80 epochs and the code read by 2 segments": ci_model_at_80_epochs(
+        {"code_pooling": "segments", "code_segments": 2}
     ),
-    "CI model: 80 epochs and the code read by 2 segments": (
-        {**CI_MODEL, "code_pooling": "segments", "code_segments": 2},
-        {"num_train_epochs": 80},
-    ),
-    "CI model: 80 epochs and 3 frames at each end": (
-        {**CI_MODEL, **DEFAULT_READING, "code_ends_frames": 3},
-        {"num_train_epochs": 80},
-    ),
+    "CI model: 80 epochs and 3 frames at each end": ci_model_at_80_epochs({**DEFAULT_READING, "code_ends_frames": 3}),
     "CI model: learning rate 3e-3": ({**CI_MODEL, **DEFAULT_READING}, {"learning_rate": 3e-3}),
     "CI model: width 64": ({**CI_MODEL, **DEFAULT_READING, "hidden_size": 64, "decoder_hidden_size": 64}, {}),
     "code read by 4 segments": ({"code_pooling": "segments", "code_segments": 4}, {}),
@@ -263,8 +258,8 @@ SECTIONS = {
     "order-ablation": (
         "Order in the codes",
         "Mini model, each set's epochs, one change per row (the first four rounds' rows change format 3's blend). "
-        "The first six rounds ran on an Intel(R) Xeon(R) Processor (AVX512), the seventh round's rows on the "
-        "machine named next",
+        f"The first six rounds ran on an {EARLIER_ROUNDS_MACHINE}, the seventh round's rows on the machine named "
+        "next",
         "Why the default is what it is (fifth round, config format 4): the mean frame code trained by the SLG "
         "terms as in the paper, the first and last frames trained apart by an order term (the contrastive and "
         "center terms again, on the ends' code), and the code read as their blend with the ends' share ⅓. It "
@@ -317,8 +312,8 @@ SECTIONS = {
     "order-ci-budget": (
         "Order on the CI test's short videos, by budget",
         "The CI test's model (width 32, one block) and the set's 40 epochs unless the row says otherwise (the CI test "
-        "itself trains 80). The first six rounds ran on an Intel(R) Xeon(R) Processor (AVX512), the seventh round's "
-        "row on the machine named next",
+        f"itself trains 80). The first six rounds ran on an {EARLIER_ROUNDS_MACHINE}, the seventh round's row on "
+        "the machine named next",
         "At 40 epochs no reading reaches 0.8× the order-aware kNN; 80 epochs, a learning rate of 3e-3 or a width of "
         "64 each bring the default to about 0.94× (its worst seed 0.88–0.91×) while the paper's reading stays at "
         "0.75× at 80 epochs: on short videos order is a matter of budget, and the ends still help. So the CI test "
