@@ -181,6 +181,9 @@ def test_model_card_has_metadata_usage_and_evaluation(tmp_path, tiny_model, tiny
     fresh = render_model_card(S5VHModel(make_tiny_config()), repo_id="me/x")
     assert "No evaluation was recorded" in str(fresh) and "me/x" in str(fresh)
     assert "blended with the first and last frames' codes (33% ends)" in str(fresh)  # how the code is read
+    assert "their own one-block encoder" not in str(fresh)
+    own = render_model_card(S5VHModel(make_tiny_config(ends_encoder_width=16)), repo_id="me/x")
+    assert "the ends read from their own one-block encoder of width 16" in str(own)
     wide = render_model_card(S5VHModel(make_tiny_config(code_ends_frames=3, code_ends_weight=0.25)), repo_id="me/x")
     assert "blended with the first 3 and last 3 frames' codes (25% ends)" in str(wide)
 

@@ -100,6 +100,7 @@ def test_forward_shapes_and_masks(tiny_model, tiny_config):
     assert set(out.frame_codes[visible].unique().tolist()) <= {-1.0, 1.0}
     assert torch.all(out.frame_codes[~visible] == 0)
     torch.testing.assert_close(out.video_codes, _expected_video_code(out.frame_codes[:, ::2], tiny_config))
+    assert out.ends_frame_codes is None  # the ends are the main encoder's unless they have their own
     expected_logits = out.video_codes @ tiny_model.hash_centers.t() / (L * tiny_config.center_temperature)
     torch.testing.assert_close(out.center_logits, expected_logits)
     unmasked = tiny_model(features)
@@ -277,26 +278,29 @@ def test_encode_outputs(tiny_model, tiny_config):
     assert np.array_equal(tiny_model.encode(videos), pm1)  # deterministic
 
 
-def _expected_video_code(frame_codes: torch.Tensor, config) -> torch.Tensor:
-    """The video code of frames ``[B, T, L]`` (all real) under ``config.code_pooling``, written out."""
+def _expected_video_code(frame_codes: torch.Tensor, config, ends_codes: torch.Tensor | None = None) -> torch.Tensor:
+    """The video code of frames ``[B, T, L]`` (all real) under ``config.code_pooling``, written out; the ends are
+    read from ``ends_codes`` ``[B, T, L]`` (the ends' own encoder) when given."""
     k = config.code_ends_frames
-    mean, ends = frame_codes.mean(1), (frame_codes[:, :k].mean(1) + frame_codes[:, -k:].mean(1)) / 2
+    at_ends = frame_codes if ends_codes is None else ends_codes
+    mean, ends = frame_codes.mean(1), (at_ends[:, :k].mean(1) + at_ends[:, -k:].mean(1)) / 2
     weight = config.code_ends_weight
     return {"mean": mean, "ends": ends, "mean+ends": weight * ends + (1 - weight) * mean}[config.code_pooling]
 
 
 @pytest.mark.parametrize(
-    "pooling,ends_weight,ends_frames",
-    [("mean", 0.5, 1), ("ends", 0.5, 1), ("mean+ends", 0.5, 1), ("mean+ends", 0.25, 1), ("ends", 0.5, 3),
-     ("mean+ends", 0.5, 2)],
+    "pooling,ends_weight,ends_frames,ends_width",
+    [("mean", 0.5, 1, 0), ("ends", 0.5, 1, 0), ("mean+ends", 0.5, 1, 0), ("mean+ends", 0.25, 1, 0), ("ends", 0.5, 3, 0),
+     ("mean+ends", 0.5, 2, 0), ("ends", 0.5, 1, 16), ("mean+ends", 1 / 3, 2, 16), ("mean", 0.5, 1, 16)],
 )  # fmt: skip
-def test_encode_equals_the_sign_of_the_configured_reading(pooling, ends_weight, ends_frames):
+def test_encode_equals_the_sign_of_the_configured_reading(pooling, ends_weight, ends_frames, ends_width):
     torch.manual_seed(0)
-    config = make_tiny_config(code_pooling=pooling, code_ends_weight=ends_weight, code_ends_frames=ends_frames)
+    config = make_tiny_config(code_pooling=pooling, code_ends_weight=ends_weight, code_ends_frames=ends_frames,
+                              ends_encoder_width=ends_width)  # fmt: skip
     model = S5VHModel(config).eval()
     videos = torch.randn(4, 7, config.feature_dim)
-    frame_codes = model(videos).frame_codes
-    expected = sign_with_tie_rule(_expected_video_code(frame_codes, config), "positive")
+    out = model(videos)  # with the ends' own encoder (ends_width > 0) the ends are read from its frame codes
+    expected = sign_with_tie_rule(_expected_video_code(out.frame_codes, config, out.ends_frame_codes), "positive")
     assert np.array_equal(model.encode(videos), expected.detach().numpy().astype(np.int8))
 
 

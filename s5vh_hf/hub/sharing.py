@@ -40,8 +40,12 @@ def code_reading_words(config: Any) -> str:
     """How ``config`` reads a code, in the card's words (the ends' share and frames filled in)."""
     frames = getattr(config, "code_ends_frames", 1)
     ends = "first and last frames'" if frames == 1 else f"first {frames} and last {frames} frames'"
-    words = CODE_READINGS.get(getattr(config, "code_pooling", "mean"), config.code_pooling)
-    return words.format(ends=getattr(config, "code_ends_weight", 0.5), frames=ends)
+    pooling = getattr(config, "code_pooling", "mean")
+    words = CODE_READINGS.get(pooling, pooling).format(ends=getattr(config, "code_ends_weight", 0.5), frames=ends)
+    width = getattr(config, "ends_encoder_width", 0)
+    if width and pooling in ("ends", "mean+ends"):
+        words += f", the ends read from their own one-block encoder of width {width}"
+    return words
 
 
 def enable_remote_code() -> None:

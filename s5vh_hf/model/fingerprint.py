@@ -20,6 +20,7 @@ FINGERPRINT_LEGACY_DEFAULTS = {
     "code_segments": 4,
     "code_ends_weight": 0.5,
     "code_ends_frames": 1,
+    "ends_encoder_width": 0,
 }
 """Fields added after fingerprints were first recorded, left out at the value that reproduces the older behaviour
 (so an index of an older model stays valid); any other value changes the codes and the fingerprint."""

@@ -7,6 +7,7 @@ Together with ``configuration_s5vh.py``, ``selective_scan.py`` and ``cpu_kernels
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -534,6 +535,8 @@ class S5VHModelOutput(ModelOutput):
         hidden_states: with ``output_hidden_states=True``, a tuple of ``encoder_depth + 1`` tensors
             ``[B, T, width]``: the embedded frames, then the output of each encoder block (0 at frames not
             encoded).
+        ends_frame_codes: ``[B, T, L]`` ±1 frame codes of the ends' own encoder (``config.ends_encoder_width`` > 0),
+            0 at frames not encoded; the code's ends are read from these. ``None`` without that encoder.
     """
 
     video_codes: torch.Tensor | None = None
@@ -545,6 +548,7 @@ class S5VHModelOutput(ModelOutput):
     encoded_mask: torch.Tensor | None = None
     last_hidden_state: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
+    ends_frame_codes: torch.Tensor | None = None
 
 
 class S5VHPreTrainedModel(PreTrainedModel):
@@ -596,7 +600,9 @@ def _linear_roles(model: nn.Module, config: S5VHConfig) -> None:
     model.center_head.s5vh_init_role = "centers"
     if model.code_attention is not None:
         model.code_attention.s5vh_init_role = "attention"
-    for part in (model.encoder, model.decoder):
+    for part in (model.encoder, model.decoder, model.ends_encoder):
+        if part is None:
+            continue
         for name, layer in part.named_modules():
             if not isinstance(layer, nn.Linear):
                 continue
@@ -608,6 +614,15 @@ def _linear_roles(model: nn.Module, config: S5VHConfig) -> None:
                 layer.s5vh_init_role = "embedding"
             else:
                 layer.s5vh_init_role = "encoder_decoder"
+
+
+def ends_encoder_config(config: S5VHConfig) -> S5VHConfig:
+    """The config of the ends' own encoder (``config.ends_encoder_width`` > 0): one block of that width, no
+    stochastic depth; its hash layer maps that width to ``code_length``."""
+    ends_config = copy.deepcopy(config)
+    ends_config.hidden_size, ends_config.encoder_depth = config.ends_encoder_width, 1
+    ends_config.drop_path_rate = 0.0
+    return ends_config
 
 
 def _init_linear(layer: nn.Linear, role: str, config: S5VHConfig) -> None:
@@ -675,6 +690,11 @@ class S5VHModel(S5VHPreTrainedModel):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
         self.decoder = S5VHDecoder(config)
         self.center_head = nn.Linear(config.code_length, config.num_hash_centers, bias=False)
+        self.ends_encoder = self.ends_hash_layer = None
+        if getattr(config, "ends_encoder_width", 0) > 0:  # the ends' own encoder (one block) and hash layer
+            ends_config = ends_encoder_config(config)
+            self.ends_encoder = S5VHEncoder(ends_config)
+            self.ends_hash_layer = S5VHHashLayer(ends_config)
         if config.code_pooling == "attention":  # learned frame weights of the video code (zero: the mean at first)
             self.code_attention = nn.Linear(config.code_length, 1)
         else:
@@ -757,8 +777,8 @@ class S5VHModel(S5VHPreTrainedModel):
 
     @torch.no_grad()
     def reset_position_tables(self) -> None:
-        """(Re)compute the encoder's and decoder's sinusoidal position tables (non-persistent buffers)."""
-        for part in (self.encoder, self.decoder):
+        """(Re)compute the encoders' and the decoder's sinusoidal position tables (non-persistent buffers)."""
+        for part in (part for part in (self.encoder, self.decoder, self.ends_encoder) if part is not None):
             rows, width = part.position_table.shape
             device = part.position_table.device
             part.position_table = sinusoidal_position_table(rows, width).to("cpu" if device.type == "meta" else device)
@@ -848,13 +868,15 @@ class S5VHModel(S5VHPreTrainedModel):
         self.feature_mean.copy_(mean)
         self.feature_scale.copy_(torch.where(std > 0, 1.0 / std.clamp_min(1e-12), torch.ones_like(std)))
 
-    def _standardizing_embedding(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def _standardizing_embedding(
+        self, like: torch.Tensor, encoder: S5VHEncoder | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The frame embedding with feature standardisation folded in, ``W·diag(s)`` and ``b − W·diag(s)·μ``:
         ``embed(standardise(x))`` without a standardised copy of the input (two ``[B, T, D]`` temporaries
-        otherwise). ``None`` without statistics."""
+        otherwise) of ``encoder`` (default: the main one). ``None`` without statistics."""
         if self.feature_mean is None:
             return None
-        layer = self.encoder.patch_embed
+        layer = (encoder or self.encoder).patch_embed
         weight = layer.weight * self.feature_scale.to(layer.weight.dtype)[None, :]
         bias = layer.bias - weight @ self.feature_mean.to(layer.weight.dtype)
         return weight.to(like.dtype), bias.to(like.dtype)
@@ -901,10 +923,12 @@ class S5VHModel(S5VHPreTrainedModel):
         encoded_mask: torch.Tensor,
         apply_hash_norm: bool = True,
         hidden: str = "none",
-    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, ...] | None]:
-        """Encode the frames marked in ``encoded_mask`` ``[B, T]``. Returns the hash-layer outputs ``[B, T, L]``
-        and, with ``hidden="last"`` / ``"all"``, the encoder output ``[B, T, width]`` / also the embedded input and
-        every block's output; all scattered back to their frame positions (0 at frames not encoded)."""
+        with_ends: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, ...] | None, torch.Tensor | None]:
+        """Encode the frames marked in ``encoded_mask`` ``[B, T]``. Returns the hash-layer outputs ``[B, T, L]``;
+        with ``hidden="last"`` / ``"all"``, the encoder output ``[B, T, width]`` / also the embedded input and
+        every block's output; with ``with_ends`` and the ends' own encoder, its hash-layer outputs ``[B, T, L]``
+        (else ``None``); all scattered back to their frame positions (0 at frames not encoded)."""
         batch, steps, _ = features.shape
         lengths = encoded_mask.sum(1)
         if bool(encoded_mask.all()):
@@ -925,7 +949,12 @@ class S5VHModel(S5VHPreTrainedModel):
         to_frames = lambda values: _scatter_to_frames(values, positions, lengths, steps)  # noqa: E731
         last = to_frames(encoded) if hidden != "none" else None
         states = tuple(to_frames(h) for h in collected) if collected is not None else None
-        return to_frames(logits), last, states
+        ends = None
+        if with_ends and self.ends_encoder is not None:
+            embedding = self._standardizing_embedding(features, self.ends_encoder)
+            ends_hidden = self.ends_encoder(compact, frame_positions, real_lengths, None, embedding)
+            ends = to_frames(self.ends_hash_layer(ends_hidden, apply_norm=apply_hash_norm))
+        return to_frames(logits), last, states, ends
 
     def _frame_logits(
         self, features: torch.Tensor, encoded_mask: torch.Tensor, apply_hash_norm: bool = True
@@ -967,10 +996,12 @@ class S5VHModel(S5VHPreTrainedModel):
         if self.validate_inputs and not bool(encoded_mask.any(dim=1).all()):
             raise ValueError("every video needs at least one real, visible frame")
         want_states = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        frame_logits, last_hidden, hidden_states = self._encode_frames(
-            features, encoded_mask, hidden="all" if want_states else "last"
+        frame_logits, last_hidden, hidden_states, ends_logits = self._encode_frames(
+            features, encoded_mask, hidden="all" if want_states else "last", with_ends=True
         )
-        frame_codes, video_codes = self._video_code(frame_logits, encoded_mask, attention_mask.sum(1))
+        frame_codes, video_codes = self._video_code(
+            frame_logits, encoded_mask, attention_mask.sum(1), ends_logits=ends_logits
+        )
         weights = encoded_mask.to(frame_logits.dtype)[:, :, None]
         center_logits = self.center_logits(video_codes)
         reconstruction_mask = attention_mask & ~encoded_mask
@@ -987,6 +1018,7 @@ class S5VHModel(S5VHPreTrainedModel):
             encoded_mask=encoded_mask,
             last_hidden_state=last_hidden,
             hidden_states=hidden_states,
+            ends_frame_codes=None if ends_logits is None else binarize(ends_logits) * weights,
         )
         use_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if use_dict else output.to_tuple()
@@ -997,11 +1029,21 @@ class S5VHModel(S5VHPreTrainedModel):
         mask: torch.Tensor,
         lengths: torch.Tensor | None = None,
         pooling: str | None = None,
+        ends_logits: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Frame codes and the video code read from them (``pooling``, default ``config.code_pooling``); ``lengths``:
-        the videos' full lengths (a masked view's stretches are those of the whole video)."""
+        the videos' full lengths (a masked view's stretches are those of the whole video). ``ends_logits``
+        ``[B, T, L]``: the ends' own encoder's hash-layer outputs, read at the ends of an ``"ends"`` or
+        ``"mean+ends"`` code."""
         config = self.config
-        return pooled_frame_code(frame_logits, mask, pooling or config.code_pooling, self.code_attention,
+        pooling = pooling or config.code_pooling
+        if ends_logits is not None and pooling in ("ends", "mean+ends"):
+            frame_codes, mean = mean_frame_code(frame_logits, mask)
+            ends_codes = binarize(ends_logits) * mask.to(ends_logits.dtype)[:, :, None]
+            ends = end_frames_code(ends_codes, mask, config.code_ends_frames)
+            share = 1.0 if pooling == "ends" else config.code_ends_weight
+            return frame_codes, share * ends + (1 - share) * mean
+        return pooled_frame_code(frame_logits, mask, pooling, self.code_attention,
                                  getattr(config, "code_segments", 4), lengths,
                                  getattr(config, "code_ends_weight", 0.5),
                                  getattr(config, "code_ends_frames", 1))  # fmt: skip
@@ -1046,10 +1088,14 @@ class S5VHModel(S5VHPreTrainedModel):
     @torch.no_grad()
     def hash_batch(self, features: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """±1 video codes ``[B, L]`` (float; 0 possible only with ``sign_tie_rule="zero"``) of a padded batch,
-        all frames visible: sign of the mean per-frame code."""
+        all frames visible: sign of the code read as ``config.code_pooling`` says."""
         features, attention_mask = _check_batch(features, attention_mask, self.config.feature_dim, self.validate_inputs)
-        frame_logits = self._frame_logits(features.to(self.dtype), attention_mask)
-        return sign_with_tie_rule(self._video_code(frame_logits, attention_mask)[1], self.config.sign_tie_rule)
+        reads_ends = self.config.code_pooling in ("ends", "mean+ends")  # else the ends' own encoder is not read
+        frame_logits, _, _, ends_logits = self._encode_frames(
+            features.to(self.dtype), attention_mask, with_ends=reads_ends
+        )
+        video_codes = self._video_code(frame_logits, attention_mask, ends_logits=ends_logits)[1]
+        return sign_with_tie_rule(video_codes, self.config.sign_tie_rule)
 
     @torch.no_grad()
     def encode(

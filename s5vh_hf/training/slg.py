@@ -29,7 +29,9 @@ def two_view_slg_loss(
     With ``config.ends_term_weight`` > 0 the total also holds the order term: that weight × ``order_scale`` (the
     warm-up's factor, :func:`order_term_scale`) × the contrastive and center terms of the code read at each view's
     first and last visible frames. A ``"mean+ends"`` code then trains its two parts apart: the SLG terms train its
-    mean part, the order term its ends part (the code read is still the blend). The logged terms are the SLG terms'.
+    mean part, the order term its ends part (the code read is still the blend); with the ends' own encoder
+    (``config.ends_encoder_width`` > 0) the order term reads, and trains, that encoder alone. The logged terms are the
+    SLG terms'.
     """
     # Two passes rather than one of [2B]: concatenating the features would copy the largest tensor of the step.
     views = (
@@ -65,7 +67,11 @@ def two_view_slg_loss(
         extra_negatives=extra_negatives,
     )
     if ends_weight > 0:
-        ends = [end_frames_code(view.frame_codes, view.encoded_mask, config.code_ends_frames) for view in views]
+        ends = [
+            end_frames_code(view.frame_codes if view.ends_frame_codes is None else view.ends_frame_codes,
+                            view.encoded_mask, config.code_ends_frames)
+            for view in views
+        ]  # fmt: skip
         logits = tuple(unwrapped.center_logits(code) for code in ends)
         con, ca = code_terms(tuple(ends), logits, pseudo_labels, config.contrastive_temperature, config.debias_tau_plus)
         loss.order = config.contrastive_weight * con + config.center_weight * ca

@@ -106,6 +106,13 @@ class S5VHTrainer(Trainer):
             )
         if len(store) != len(train_dataset):
             raise ValueError(f"{len(store)} pseudo-labels for {len(train_dataset)} training videos")
+        if model.ends_encoder is not None and not model.config.ends_term_weight > 0:
+            raise ValueError(
+                f"the model reads its code's ends from their own encoder (ends_encoder_width="
+                f"{model.config.ends_encoder_width}), which only the order term trains, but ends_term_weight is "
+                f"{model.config.ends_term_weight}: give ends_term_weight > 0, or ends_encoder_width=0 to read the ends "
+                "from the main encoder"
+            )
         if args.max_steps <= 0 and args.num_train_epochs <= 0:
             raise ValueError(
                 f"nothing to train: num_train_epochs={args.num_train_epochs} and max_steps={args.max_steps}; "

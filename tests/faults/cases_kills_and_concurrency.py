@@ -371,6 +371,7 @@ def absurd_configs_refused_before_allocating(tmp: Path):
 
     for overrides, words in (({"hidden_size": 10**9}, ("hidden_size",)), ({"time_step_rank": -1}, ("time_step_rank",)),
                              ({"encoder_depth": 10**6}, ("encoder_depth",)),
+                             ({"ends_encoder_width": 10**9}, ("ends_encoder_width",)),
                              ({"hidden_size": 16384, "expand": 16, "encoder_depth": 256}, ("billion",))):  # fmt: skip
         start = time.perf_counter()
         outcome = expect_raise(lambda o=overrides: S5VHConfig(**o), ValueError, *words)

@@ -47,6 +47,21 @@ def config_with_more_blocks_than_the_weights(tmp: Path):
 
 
 @case("load model")
+def config_and_weights_that_disagree_on_the_ends_encoder(tmp: Path):
+    model = saved_model(tmp / "m", ends_encoder_width=16)
+    config = json.loads((model / "config.json").read_text())
+    config["ends_encoder_width"] = 0  # weights with the ends' own encoder, read by a config without it
+    (model / "config.json").write_text(json.dumps(config))
+    write_split(tmp / "ds", "database", 4)
+    fewer = expect_clear(*cli("encode", str(model), str(tmp / "ds"), "--out", str(tmp / "c")), "ends_encoder")
+    if fewer[0] != "clear":
+        return fewer
+    config["ends_encoder_width"] = 48  # an ends encoder of another width than the weights'
+    (model / "config.json").write_text(json.dumps(config))
+    return expect_clear(*cli("encode", str(model), str(tmp / "ds"), "--out", str(tmp / "c2")), "ends_encoder")
+
+
+@case("load model")
 def truncated_config_json(tmp: Path):
     model = saved_model(tmp / "m")
     text = (model / "config.json").read_text()
