@@ -129,6 +129,7 @@ def pooled_frame_code(
     lengths: torch.Tensor | None = None,
     ends_weight: float = 0.5,
     ends_frames: int = 1,
+    ends_logits: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """±1 frame codes ``[B, T, L]`` (0 outside ``mask`` ``[B, T]``) and the video code ``[B, L]`` read from them:
     their mean (``"mean"``, the paper), an attention-weighted mean (``"attention"``: softmax over the frames of
@@ -137,7 +138,8 @@ def pooled_frame_code(
     (``"mean+ends"``: ``ends_weight`` × ends + (1 − ``ends_weight``) × mean), or, per group of L/``segments``
     bits, the mean over one stretch of time (``"segments"``: bits 0…L/S−1 read from the first S-th of the video,
     and so on, so that Hamming distance compares the stretches in order). ``lengths`` ``[B]``: the videos' full
-    lengths that the stretches divide (default: the frames in ``mask``)."""
+    lengths that the stretches divide (default: the frames in ``mask``). ``ends_logits`` ``[B, T, L]``: where the ends
+    are read from instead of ``frame_logits`` (the ends' own encoder)."""
     if pooling == "mean":
         return mean_frame_code(frame_logits, mask)
     if pooling == "segments":
@@ -149,7 +151,8 @@ def pooled_frame_code(
         shares = torch.softmax(scores, dim=1).to(frame_codes.dtype)[:, :, None]
         return frame_codes, (frame_codes * shares).sum(1)
     if pooling in ("ends", "mean+ends"):
-        ends = end_frames_code(frame_codes, mask, ends_frames)
+        at_ends = frame_codes if ends_logits is None else binarize(ends_logits) * weights
+        ends = end_frames_code(at_ends, mask, ends_frames)
         if pooling == "ends":
             return frame_codes, ends
         return frame_codes, ends_weight * ends + (1 - ends_weight) * frame_codes.sum(1) / weights.sum(1)
@@ -1036,17 +1039,10 @@ class S5VHModel(S5VHPreTrainedModel):
         ``[B, T, L]``: the ends' own encoder's hash-layer outputs, read at the ends of an ``"ends"`` or
         ``"mean+ends"`` code."""
         config = self.config
-        pooling = pooling or config.code_pooling
-        if ends_logits is not None and pooling in ("ends", "mean+ends"):
-            frame_codes, mean = mean_frame_code(frame_logits, mask)
-            ends_codes = binarize(ends_logits) * mask.to(ends_logits.dtype)[:, :, None]
-            ends = end_frames_code(ends_codes, mask, config.code_ends_frames)
-            share = 1.0 if pooling == "ends" else config.code_ends_weight
-            return frame_codes, share * ends + (1 - share) * mean
-        return pooled_frame_code(frame_logits, mask, pooling, self.code_attention,
+        return pooled_frame_code(frame_logits, mask, pooling or config.code_pooling, self.code_attention,
                                  getattr(config, "code_segments", 4), lengths,
                                  getattr(config, "code_ends_weight", 0.5),
-                                 getattr(config, "code_ends_frames", 1))  # fmt: skip
+                                 getattr(config, "code_ends_frames", 1), ends_logits)  # fmt: skip
 
     def _reconstruct(
         self, frame_codes: torch.Tensor, attention_mask: torch.Tensor, encoded_mask: torch.Tensor
