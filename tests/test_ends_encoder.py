@@ -49,11 +49,27 @@ def test_a_bad_ends_encoder_width_is_refused(width):
         make_tiny_config(ends_encoder_width=width)
 
 
-def test_the_order_term_trains_the_ends_encoder_alone_and_the_slg_terms_the_rest():
+def test_the_ends_encoder_reads_the_frame_features_or_the_main_encoders_output():
+    config = make_tiny_config(ends_encoder_width=16)
+    assert config.ends_encoder_input == "features"
+    assert S5VHModel(config).ends_encoder.patch_embed.in_features == config.feature_dim
+    config = make_tiny_config(ends_encoder_width=16, ends_encoder_input="encoder")
+    assert S5VHModel(config).ends_encoder.patch_embed.in_features == config.hidden_size
+    config = make_tiny_config(ends_encoder_width=16, ends_encoder_input="both")
+    assert S5VHModel(config).ends_encoder.patch_embed.in_features == config.feature_dim + config.hidden_size
+    with pytest.raises(ValueError, match="ends_encoder_input must be one of"):
+        make_tiny_config(ends_encoder_width=16, ends_encoder_input="hidden")
+
+
+EVERY_INPUT = pytest.mark.parametrize("ends_input", ["features", "encoder", "both"])
+
+
+@EVERY_INPUT
+def test_the_order_term_trains_the_ends_encoder_alone_and_the_slg_terms_the_rest(ends_input):
     from s5vh_hf.training.slg import two_view_slg_loss
 
     features, mask, visible_1, visible_2 = _views()
-    model = S5VHModel(make_tiny_config(num_hash_centers=4, ends_encoder_width=16))
+    model = S5VHModel(make_tiny_config(num_hash_centers=4, ends_encoder_width=16, ends_encoder_input=ends_input))
     loss = two_view_slg_loss(model, features, mask, visible_1, visible_2, torch.tensor([0, 1, 2, 3]))
     ends_parameters = [*model.ends_encoder.parameters(), *model.ends_hash_layer.parameters()]
     own = {id(p) for p in ends_parameters}
@@ -68,11 +84,12 @@ def test_the_order_term_trains_the_ends_encoder_alone_and_the_slg_terms_the_rest
     assert reached(slg, main_parameters) and not reached(slg, ends_parameters)
 
 
-def test_the_code_blends_the_main_encoders_mean_with_the_ends_encoders_first_and_last_frames():
+@EVERY_INPUT
+def test_the_code_blends_the_main_encoders_mean_with_the_ends_encoders_first_and_last_frames(ends_input):
     from s5vh_hf.model.modeling_s5vh import binarize
 
     features, mask, _, _ = _views()
-    model = S5VHModel(make_tiny_config(ends_encoder_width=16)).eval()
+    model = S5VHModel(make_tiny_config(ends_encoder_width=16, ends_encoder_input=ends_input)).eval()
     with torch.no_grad():
         out = model(features, attention_mask=mask)
         mean = out.frame_codes.sum(1) / mask.sum(1, keepdim=True)
@@ -89,9 +106,10 @@ def test_the_code_blends_the_main_encoders_mean_with_the_ends_encoders_first_and
         assert torch.equal(model.hash_batch(features, mask), torch.where(mean >= 0, 1.0, -1.0))
 
 
-def test_a_saved_model_with_its_ends_encoder_encodes_the_same_after_loading(tmp_path):
+@EVERY_INPUT
+def test_a_saved_model_with_its_ends_encoder_encodes_the_same_after_loading(tmp_path, ends_input):
     torch.manual_seed(0)
-    model = S5VHModel(make_tiny_config(ends_encoder_width=16)).eval()
+    model = S5VHModel(make_tiny_config(ends_encoder_width=16, ends_encoder_input=ends_input)).eval()
     videos = [torch.randn(7, 24).numpy(), torch.randn(3, 24).numpy()]
     model.save_pretrained(tmp_path)
     loaded = S5VHModel.from_pretrained(tmp_path)

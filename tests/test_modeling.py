@@ -304,6 +304,17 @@ def test_encode_equals_the_sign_of_the_configured_reading(pooling, ends_weight, 
     assert np.array_equal(model.encode(videos), expected.detach().numpy().astype(np.int8))
 
 
+def test_encode_reads_the_ends_from_an_ends_encoder_over_the_main_encoders_output():
+    torch.manual_seed(0)
+    config = make_tiny_config(code_pooling="mean+ends", code_ends_weight=3 / 8, ends_encoder_width=16,
+                              ends_encoder_input="encoder")  # fmt: skip
+    model = S5VHModel(config).eval()
+    videos = torch.randn(4, 7, config.feature_dim)
+    out = model(videos)
+    expected = sign_with_tie_rule(_expected_video_code(out.frame_codes, config, out.ends_frame_codes), "positive")
+    assert np.array_equal(model.encode(videos), expected.detach().numpy().astype(np.int8))
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
 def test_encode_accepts_float_dtypes(tiny_model, tiny_config, dtype):
     videos = torch.randn(3, 5, tiny_config.feature_dim).to(dtype)
@@ -503,6 +514,21 @@ def test_the_ends_weight_changes_the_fingerprint_only_where_the_reading_uses_it(
     assert one != three
     model.config.mask_keeps_ends = True
     assert model_fingerprint(model) == one  # a training-only switch leaves the codes alone
+
+
+def test_the_ends_encoders_input_is_in_the_fingerprint_and_its_default_is_not():
+    from s5vh_hf.model.fingerprint import model_fingerprint
+
+    model = S5VHModel(make_tiny_config())
+    plain = model_fingerprint(model)
+    model.config.ends_encoder_input = "encoder"
+    assert model_fingerprint(model) == plain  # no ends encoder reads it
+    model = S5VHModel(make_tiny_config(ends_encoder_width=16))
+    own = model_fingerprint(model)
+    del model.config.ends_encoder_input  # a model saved before the field existed
+    assert model_fingerprint(model) == own
+    model.config.ends_encoder_input = "encoder"
+    assert model_fingerprint(model) != own
 
 
 def test_a_saved_model_can_be_read_otherwise_at_load_and_bad_overrides_are_refused(tmp_path):

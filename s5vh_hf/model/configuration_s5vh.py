@@ -58,6 +58,7 @@ RELEASE_COMPATIBILITY: dict[str, Any] = dict(
 and ``S5VHConfig.from_preset(..., release_compatible=True)``; the package's defaults train better."""
 FEATURE_NORMALIZATIONS = ("standardize", "none")
 CLUSTER_POOLINGS = ("mean", "segments")
+ENDS_ENCODER_INPUTS = ("features", "encoder", "both")
 CODE_POOLINGS = ("mean", "attention", "ends", "mean+ends", "segments")
 ORDER_NEGATIVES = ("none", "reversed")
 
@@ -179,6 +180,10 @@ class S5VHConfig(PretrainedConfig):
             the order ablation's eighth round: :func:`suggested_ends_encoder_width` and ``code_ends_weight=1/3``
             give OSULeaf back and keep digits within .01, with five shared scenes below 0.8× the order-aware search
             on some seeds; ``code_ends_weight=3/8`` keeps order and costs digits .03).
+        ends_encoder_input: What the ends' own encoder reads (with ``ends_encoder_width`` > 0): ``"features"``
+            (default; the standardised frame features), ``"encoder"`` (the main encoder's output, its gradient
+            stopped so that the order term still leaves the main encoder alone) or ``"both"`` (the two side by
+            side). Changes the codes (and the weights' shapes); see the order ablation's ninth round.
         cluster_pooling: How training videos are pooled for the clustering that gives the first pseudo-labels and
             the hash centers: ``"mean"`` (the paper; blind to frame order, so a sequence and its reversal share a
             cluster) or ``"segments"`` (the concatenated means of ``cluster_segments`` stretches of time).
@@ -235,6 +240,7 @@ class S5VHConfig(PretrainedConfig):
         ends_term_weight: float | None = None,
         ends_term_warmup: float = 0.0,
         ends_encoder_width: int = 0,
+        ends_encoder_input: str = "features",
         cluster_pooling: str = "mean",
         cluster_segments: int = 3,
         dataset_name: str | None = None,
@@ -297,6 +303,7 @@ class S5VHConfig(PretrainedConfig):
         self.ends_term_weight = (0.0 if before_format_4 else 1.0) if ends_term_weight is None else ends_term_weight
         self.ends_term_warmup = ends_term_warmup
         self.ends_encoder_width = ends_encoder_width
+        self.ends_encoder_input = ends_encoder_input
         self.cluster_pooling = cluster_pooling
         self.cluster_segments = cluster_segments
         self.dataset_name = dataset_name
@@ -318,7 +325,7 @@ class S5VHConfig(PretrainedConfig):
             + stack(self.hidden_size, self.encoder_depth)
             + stack(self.decoder_hidden_size, self.decoder_depth)
             + (self.hidden_size + self.decoder_hidden_size + self.num_hash_centers + 2) * self.code_length
-            + (self.feature_dim + 1 + self.code_length) * self.ends_encoder_width
+            + (self.feature_dim + self.hidden_size + 1 + self.code_length) * self.ends_encoder_width
             + stack(self.ends_encoder_width, 1)
         )
 
@@ -422,6 +429,7 @@ class S5VHConfig(PretrainedConfig):
             "cluster_pooling": CLUSTER_POOLINGS,
             "code_pooling": CODE_POOLINGS,
             "order_negatives": ORDER_NEGATIVES,
+            "ends_encoder_input": ENDS_ENCODER_INPUTS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -21,6 +21,7 @@ FINGERPRINT_LEGACY_DEFAULTS = {
     "code_ends_weight": 0.5,
     "code_ends_frames": 1,
     "ends_encoder_width": 0,
+    "ends_encoder_input": "features",
 }
 """Fields added after fingerprints were first recorded, left out at the value that reproduces the older behaviour
 (so an index of an older model stays valid); any other value changes the codes and the fingerprint."""
@@ -37,6 +38,8 @@ def model_fingerprint(model: Any) -> str:
         config.pop("code_ends_weight", None)  # read by "mean+ends" only: any other reading computes the same codes
     if pooling not in ("ends", "mean+ends"):
         config.pop("code_ends_frames", None)
+    if not config.get("ends_encoder_width"):
+        config.pop("ends_encoder_input", None)  # read by the ends' own encoder only
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())

@@ -619,11 +619,20 @@ def _linear_roles(model: nn.Module, config: S5VHConfig) -> None:
                 layer.s5vh_init_role = "encoder_decoder"
 
 
+def ends_encoder_input_dim(config: S5VHConfig) -> int:
+    """The width of what the ends' own encoder reads (``config.ends_encoder_input``): the frame features ``D``,
+    the main encoder's output (its width; gradient stopped), or both side by side."""
+    source = getattr(config, "ends_encoder_input", "features")
+    return {"features": config.feature_dim, "encoder": config.hidden_size,
+            "both": config.feature_dim + config.hidden_size}[source]  # fmt: skip
+
+
 def ends_encoder_config(config: S5VHConfig) -> S5VHConfig:
     """The config of the ends' own encoder (``config.ends_encoder_width`` > 0): one block of that width, no
     stochastic depth; its hash layer maps that width to ``code_length``."""
     ends_config = copy.deepcopy(config)
     ends_config.hidden_size, ends_config.encoder_depth = config.ends_encoder_width, 1
+    ends_config.feature_dim = ends_encoder_input_dim(config)
     ends_config.drop_path_rate = 0.0
     return ends_config
 
@@ -954,8 +963,15 @@ class S5VHModel(S5VHPreTrainedModel):
         states = tuple(to_frames(h) for h in collected) if collected is not None else None
         ends = None
         if with_ends and self.ends_encoder is not None:
-            embedding = self._standardizing_embedding(features, self.ends_encoder)
-            ends_hidden = self.ends_encoder(compact, frame_positions, real_lengths, None, embedding)
+            source = getattr(self.config, "ends_encoder_input", "features")
+            if source == "features":
+                embedding = self._standardizing_embedding(features, self.ends_encoder)
+                ends_hidden = self.ends_encoder(compact, frame_positions, real_lengths, None, embedding)
+            else:  # the main encoder's output, gradient stopped: the order term leaves the main encoder alone
+                inputs = encoded.detach()
+                if source == "both":
+                    inputs = torch.cat((self.normalize_features(compact), inputs), dim=-1)
+                ends_hidden = self.ends_encoder(inputs, frame_positions, real_lengths)
             ends = to_frames(self.ends_hash_layer(ends_hidden, apply_norm=apply_hash_norm))
         return to_frames(logits), last, states, ends
 
