@@ -187,6 +187,8 @@ def test_model_card_has_metadata_usage_and_evaluation(tmp_path, tiny_model, tiny
     assert "over the main encoder's output" not in str(own)
     stacked = S5VHModel(make_tiny_config(ends_encoder_width=16, ends_encoder_input="encoder"))
     assert "encoder of width 16 over the main encoder's output" in str(render_model_card(stacked, repo_id="me/x"))
+    both = S5VHModel(make_tiny_config(ends_encoder_width=16, ends_encoder_input="both"))
+    assert "over the frames and the main encoder's output" in str(render_model_card(both, repo_id="me/x"))
     wide = render_model_card(S5VHModel(make_tiny_config(code_ends_frames=3, code_ends_weight=0.25)), repo_id="me/x")
     assert "blended with the first 3 and last 3 frames' codes (25% ends)" in str(wide)
 

@@ -45,8 +45,9 @@ def code_reading_words(config: Any) -> str:
     width = getattr(config, "ends_encoder_width", 0)
     if width and pooling in ("ends", "mean+ends"):
         words += f", the ends read from their own one-block encoder of width {width}"
-        if getattr(config, "ends_encoder_input", "features") == "encoder":
-            words += " over the main encoder's output"
+        source = getattr(config, "ends_encoder_input", "features")
+        words += {"encoder": " over the main encoder's output",
+                  "both": " over the frames and the main encoder's output"}.get(source, "")  # fmt: skip
     return words
 
 
